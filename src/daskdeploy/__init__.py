@@ -1,0 +1,85 @@
+"""daskdeploy: run the same Dask program on a laptop, a cluster, SSH hosts or under MPI.
+
+>>> import daskdeploy
+>>> client = daskdeploy.deploy()          # doctest: +SKIP
+
+``deploy()`` returns a real :class:`distributed.Client`. Which backend it uses comes
+from its argument, the ``DASKDEPLOY_BACKEND`` environment variable or dask config;
+nothing in the program has to change to move it elsewhere.
+
+Importing this package starts nothing and imports neither distributed nor any backend;
+the public names below load on first use.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "deploy": "daskdeploy.api",
+    "plan": "daskdeploy.api",
+    "Plan": "daskdeploy.api",
+    "available_backends": "daskdeploy.registry",
+    "BackendStatus": "daskdeploy.registry",
+    "DeployedClient": "daskdeploy.deployment",
+    "Deployment": "daskdeploy.deployment",
+    "save_profile": "daskdeploy.profiles",
+    "delete_profile": "daskdeploy.profiles",
+    "list_profiles": "daskdeploy.profiles",
+    "DaskDeployError": "daskdeploy.errors",
+    "UnknownBackendError": "daskdeploy.errors",
+    "OptionError": "daskdeploy.errors",
+    "ConfigError": "daskdeploy.errors",
+    "BackendUnavailableError": "daskdeploy.errors",
+    "DeploymentError": "daskdeploy.errors",
+}
+
+__all__ = [
+    "BackendStatus",
+    "BackendUnavailableError",
+    "ConfigError",
+    "DaskDeployError",
+    "DeployedClient",
+    "Deployment",
+    "DeploymentError",
+    "OptionError",
+    "Plan",
+    "UnknownBackendError",
+    "__version__",
+    "available_backends",
+    "delete_profile",
+    "deploy",
+    "list_profiles",
+    "plan",
+    "save_profile",
+]
+
+if TYPE_CHECKING:
+    from .api import Plan, deploy, plan
+    from .deployment import DeployedClient, Deployment
+    from .errors import (
+        BackendUnavailableError,
+        ConfigError,
+        DaskDeployError,
+        DeploymentError,
+        OptionError,
+        UnknownBackendError,
+    )
+    from .profiles import delete_profile, list_profiles, save_profile
+    from .registry import BackendStatus, available_backends
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'daskdeploy' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

@@ -1,0 +1,243 @@
+"""The public entry point: ``deploy()`` chooses a backend, resolves its options, starts it."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from . import config, lifecycle, profiles, registry, scratch
+from .backends.base import Backend, StartContext
+from .deployment import DeployedClient, Deployment
+from .errors import (
+    BackendUnavailableError,
+    DaskDeployError,
+    DeploymentError,
+    UnknownBackendError,
+    closest_match_hint,
+)
+from .mainguard import hide_main_from_spawn
+from .options import ResolvedOptions, resolve_options
+
+__all__ = ["Plan", "deploy", "plan", "plan_from"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A validated deployment that has not started yet.
+
+    Attributes
+    ----------
+    backend
+        The backend that will start it.
+    options
+        Validated options with the source of each value.
+    chosen_by
+        How the backend was chosen (argument, environment variable, config, auto).
+    profile
+        Name of the profile the options came from, if any.
+    """
+
+    backend: Backend
+    options: ResolvedOptions
+    chosen_by: str
+    profile: str | None = None
+
+    def describe(self) -> str:
+        """Return the dry-run text: backend, options with sources, what would start."""
+        lines = [
+            f"Backend: {self.backend.name} ({self.backend.kind}; chosen by {self.chosen_by})",
+            f"Profile: {self.profile or '-'}",
+            "Options:",
+            self.options.describe(),
+        ]
+        what = self.backend.describe(self.options)
+        if what:
+            lines += ["Would start:", f"  {what}"]
+        return "\n".join(lines)
+
+    def start(self) -> DeployedClient:
+        """Start the deployment and return its client, tearing everything down on failure."""
+        availability = self.backend.available()
+        if not availability:
+            raise BackendUnavailableError(
+                f"Backend {self.backend.name!r} cannot run here: {availability.reason}"
+            )
+        scratch.sweep_stale()
+        deployment_id = scratch.new_deployment_id()
+        scratch_dir = scratch.make_scratch_dir(deployment_id)
+        deployment = Deployment(deployment_id, self.backend.name, self.options, scratch_dir)
+        deployment.add_cleanup(
+            "remove scratch directory", lambda: scratch.remove_scratch_dir(scratch_dir)
+        )
+        lifecycle.register(deployment)
+        try:
+            deployment.add_cleanup("restore __main__", hide_main_from_spawn())
+            running = self.backend.start(self.options, StartContext(deployment_id, scratch_dir))
+            deployment.attach(running)
+            client = DeployedClient.for_deployment(deployment, owner=True)
+            _wait_for_workers(client, deployment)
+        except BaseException as exc:
+            deployment.teardown()
+            if isinstance(exc, DaskDeployError) or not isinstance(exc, Exception):
+                raise
+            raise DeploymentError(
+                f"Starting the {self.backend.name!r} backend failed: {type(exc).__name__}: "
+                f"{exc}. Nothing was left running."
+            ) from exc
+        deployment.announce()
+        return client
+
+
+def _wait_for_workers(client: DeployedClient, deployment: Deployment) -> None:
+    expected = deployment.running.expected_workers if deployment.running else 0
+    if not expected:
+        return
+    timeout = deployment.options["timeout"]
+    try:
+        client.wait_for_workers(expected, timeout=timeout)
+    except TimeoutError:
+        connected = len(client.scheduler_info(n_workers=-1).get("workers", {}))
+        raise DeploymentError(
+            f"Only {connected} of {expected} workers of the {deployment.backend!r} backend "
+            f"connected within {timeout:g} s. Raise the timeout option if workers start "
+            f"slowly, or ask for fewer workers."
+        ) from None
+
+
+def _auto_backend() -> str:
+    for name in registry.backend_names():
+        try:
+            backend = registry.get_backend(name)
+        except UnknownBackendError as exc:
+            logger.debug("auto: skipping backend %s: %s", name, exc)
+            continue
+        if backend.detect():
+            return name
+    return "local"
+
+
+def plan(backend: str | None = None, *, profile: str | None = None, **options: Any) -> Plan:
+    """Validate a deployment without starting anything.
+
+    Takes the same arguments as :func:`deploy` and returns a :class:`Plan` whose
+    :meth:`~Plan.describe` says what would start and :meth:`~Plan.start` starts it.
+
+    Raises
+    ------
+    UnknownBackendError, OptionError, ConfigError
+        For unknown names, unknown options or invalid values, before anything starts.
+    """
+    return plan_from(backend, profile, options)
+
+
+def plan_from(
+    backend: str | None,
+    profile: str | None,
+    options: Mapping[str, Any],
+    options_source: str = "keyword argument",
+) -> Plan:
+    """Build a :class:`Plan`; ``options_source`` names where ``options`` came from."""
+    config.ensure_defaults()
+    requested, chosen_by = config.requested_backend(backend)
+    profile_settings: Mapping[str, Any] = {}
+    if profile is None and requested not in registry.backend_names():
+        if requested in profiles.list_profiles():
+            profile = requested
+        elif requested != "auto":
+            known = registry.backend_names()
+            saved = sorted(profiles.list_profiles())
+            raise UnknownBackendError(
+                f"Unknown backend {requested!r} (from {chosen_by})."
+                f"{closest_match_hint(requested, known + saved)} Known backends: "
+                f"{', '.join(known)}" + (f"; saved profiles: {', '.join(saved)}." if saved else ".")
+            )
+    if profile is not None:
+        profile_backend, profile_settings = profiles.get_profile(profile)
+        if backend is not None and backend != profile and backend != profile_backend:
+            raise UnknownBackendError(
+                f"Profile {profile!r} is for backend {profile_backend!r}, not {backend!r}. "
+                f"Drop one of the two arguments."
+            )
+        requested, chosen_by = profile_backend, f"profile {profile!r}"
+    if requested == "auto":
+        requested, chosen_by = _auto_backend(), f"{chosen_by} -> auto-detected"
+    chosen = registry.get_backend(requested)
+    section = config.backend_section(chosen.name)
+    defaults = {
+        k: v for k, v in section.items() if config.source_of(chosen.name, k, v) == "default"
+    }
+    configured = {k: v for k, v in section.items() if k not in defaults}
+    layers = [
+        ("default", defaults),
+        (f"dask config daskdeploy.{chosen.name}.{{name}}", configured),
+        (f"profile {profile!r}", profile_settings),
+        (options_source, options),
+    ]
+    resolved = resolve_options(chosen.name, chosen.options(), layers)
+    return Plan(chosen, resolved, chosen_by, profile)
+
+
+def deploy(
+    backend: str | None = None, *, profile: str | None = None, **options: Any
+) -> DeployedClient:
+    """Start Dask workers somewhere and return a connected :class:`distributed.Client`.
+
+    Parameters
+    ----------
+    backend
+        Where to run: a backend name (``"local"``, ...), a saved profile name, or
+        ``"auto"``. When omitted: the ``DASKDEPLOY_BACKEND`` environment variable, then
+        the dask config key ``daskdeploy.backend``, then ``"auto"`` (local on a laptop).
+    profile
+        Name of saved settings (see :func:`daskdeploy.save_profile`); keyword arguments
+        override the profile's values.
+    **options
+        Backend options. Every backend accepts ``workers`` (worker processes),
+        ``threads_per_worker``, ``memory_per_worker`` (e.g. ``"4GB"``), ``timeout``
+        (seconds to wait for workers), ``dashboard`` and ``quiet``; each backend adds
+        its own (``daskdeploy backends --options`` lists them). Unset options come from
+        dask config ``daskdeploy.<backend>.<option>``, then the packaged defaults.
+
+    Returns
+    -------
+    DeployedClient
+        A real :class:`distributed.Client`, set as the default scheduler. Closing it
+        (``close()``, a ``with`` block, interpreter exit, SIGINT/SIGTERM) stops every
+        process and removes every file the deployment started.
+
+    Raises
+    ------
+    UnknownBackendError, OptionError, ConfigError
+        Bad names or values; raised before anything starts.
+    BackendUnavailableError
+        The backend cannot run here; the message says what is missing.
+    DeploymentError
+        Starting failed; whatever had started was torn down.
+
+    Notes
+    -----
+    Inside ``daskdeploy run``, ``deploy()`` connects to the deployment the command
+    started, so one script runs unchanged on whatever backend the command line chose.
+
+    Examples
+    --------
+    >>> import daskdeploy
+    >>> with daskdeploy.deploy("local", workers=2, quiet=True) as client:
+    ...     client.submit(sum, [1, 2, 3]).result()
+    6
+    """
+    running = lifecycle.ambient()
+    if running is not None:
+        if backend is not None or profile is not None or options:
+            print(
+                f"daskdeploy: deploy() inside `daskdeploy run` uses the run's deployment "
+                f"{running.id} ({running.backend}); its arguments are ignored.",
+                file=sys.stderr,
+            )
+        return DeployedClient.for_deployment(running, owner=False)
+    return plan(backend, profile=profile, **options).start()

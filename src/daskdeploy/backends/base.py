@@ -1,0 +1,152 @@
+"""The contract every backend implements.
+
+A backend is one small class. daskdeploy resolves and validates its options, then calls
+:meth:`Backend.start`, which starts whatever runs the scheduler and workers and returns a
+:class:`Running` handle. daskdeploy creates the :class:`distributed.Client`, waits for
+the workers, and at close calls :meth:`Running.stop`.
+
+There are two kinds of backend:
+
+``"cluster"``
+    Cluster starters (local, slurm, ssh) start processes somewhere and hand back a
+    scheduler address.
+``"in-place"``
+    In-place runners (allocation, mpi) run inside a job that already holds the
+    resources and fan out inside it. Their :meth:`Backend.detect` recognises that
+    environment, which is how ``backend="auto"`` picks them.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+from ..options import COMMON_OPTIONS, Option, ResolvedOptions
+
+if TYPE_CHECKING:
+    from distributed import Security
+    from distributed.deploy import Cluster
+
+__all__ = ["Availability", "Backend", "Running", "StartContext"]
+
+
+@dataclass(frozen=True)
+class Availability:
+    """Whether a backend can run here, and if not, why and how to fix it.
+
+    True in a boolean context when the backend is available.
+    """
+
+    available: bool
+    reason: str = ""
+
+    def __bool__(self) -> bool:
+        return self.available
+
+    @classmethod
+    def ok(cls, reason: str = "") -> Availability:
+        """An available backend, with an optional note (e.g. the detected environment)."""
+        return cls(True, reason)
+
+    @classmethod
+    def missing(cls, reason: str) -> Availability:
+        """An unavailable backend; ``reason`` says what is missing and how to get it."""
+        return cls(False, reason)
+
+
+@dataclass(frozen=True)
+class StartContext:
+    """What daskdeploy gives a backend to start with.
+
+    Attributes
+    ----------
+    deployment_id
+        Unique id of this deployment (``dd-`` plus hex); tag jobs and processes with it.
+    scratch_dir
+        A private directory (mode 0700) for this deployment, removed at close. Use it for
+        worker spill space, scheduler files and credentials.
+    """
+
+    deployment_id: str
+    scratch_dir: Path
+
+
+@dataclass
+class Running:
+    """Handle of a started backend.
+
+    Attributes
+    ----------
+    address
+        Scheduler address the client connects to.
+    cluster
+        The :class:`distributed.deploy.Cluster` object, if the backend has one; the client
+        is attached to it (``client.cluster``) so ``scale``/``adapt`` work.
+    security
+        :class:`distributed.Security` the client must use, if any.
+    expected_workers
+        Number of workers to wait for before :func:`daskdeploy.deploy` returns.
+    dashboard_link
+        Dashboard URL, or ``None`` when no dashboard runs.
+    stop
+        Callables run at close, last registered first, after the client is closed.
+    """
+
+    address: str
+    cluster: Cluster | None = None
+    security: Security | None = None
+    expected_workers: int = 0
+    dashboard_link: str | None = None
+    stop: list[Callable[[], Any]] = field(default_factory=list)
+
+
+class Backend(abc.ABC):
+    """Base class of daskdeploy backends.
+
+    Subclasses set :attr:`name`, :attr:`kind`, :attr:`summary` and :attr:`extra_options`
+    and implement :meth:`start`. Module-level imports of heavy optional packages are not
+    allowed: import them inside :meth:`start` (and check for them in :meth:`available`).
+    Third-party backends register a subclass under the entry point group
+    ``daskdeploy.backends`` and may set :attr:`defaults` for their options.
+    """
+
+    name: ClassVar[str]
+    kind: ClassVar[Literal["cluster", "in-place"]] = "cluster"
+    summary: ClassVar[str] = ""
+    extra_options: ClassVar[tuple[Option, ...]] = ()
+    defaults: ClassVar[dict[str, Any] | None] = None
+
+    @classmethod
+    def options(cls) -> tuple[Option, ...]:
+        """All options this backend accepts: the common ones, then its own."""
+        return COMMON_OPTIONS + cls.extra_options
+
+    def available(self) -> Availability:
+        """Say whether this backend can run here; the default is yes."""
+        return Availability.ok()
+
+    def detect(self) -> bool:
+        """Return True when the current process runs where this backend belongs.
+
+        ``backend="auto"`` picks the first backend that detects its environment, else
+        ``local``. Cluster starters normally keep the default, False.
+        """
+        return False
+
+    def describe(self, options: ResolvedOptions) -> str:
+        """Return a human-readable account of what :meth:`start` would start.
+
+        Shown by ``daskdeploy run --dry-run``; starts nothing.
+        """
+        return ""
+
+    @abc.abstractmethod
+    def start(self, options: ResolvedOptions, context: StartContext) -> Running:
+        """Start the scheduler and workers and return a :class:`Running` handle.
+
+        If it raises, it must leave nothing running that it started; daskdeploy removes
+        the scratch directory.
+        """

@@ -1,0 +1,80 @@
+"""The ``local`` backend: a :class:`distributed.LocalCluster` on this machine.
+
+Workers are separate processes with one thread each by default, because pure-Python code
+holds the GIL: two threads in one process run such code no faster than one. The scheduler
+and dashboard listen on 127.0.0.1 only, on free ports, so nothing is reachable from other
+machines and two deployments on one machine never collide.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from ..options import Option, ResolvedOptions, boolean
+from .base import Backend, Running, StartContext
+
+__all__ = ["LocalBackend"]
+
+LOOPBACK = "127.0.0.1"
+
+
+def _worker_count(options: ResolvedOptions) -> int:
+    if options["workers"] is not None:
+        return options["workers"]
+    from dask.system import CPU_COUNT
+
+    return max(1, CPU_COUNT // options["threads_per_worker"])
+
+
+class LocalBackend(Backend):
+    """Workers as processes (or threads) on this machine."""
+
+    name = "local"
+    kind = "cluster"
+    summary = "LocalCluster on this machine (loopback only)"
+    extra_options: ClassVar[tuple[Option, ...]] = (
+        Option(
+            "processes",
+            boolean,
+            "Run workers as separate processes (true) or as threads in this process "
+            "(false: no process start-up cost, but the GIL serialises pure-Python code).",
+        ),
+    )
+
+    def describe(self, options: ResolvedOptions) -> str:
+        """Say what the local cluster would look like."""
+        workers = _worker_count(options)
+        kind = "processes" if options["processes"] else "threads of this process"
+        memory = options["memory_per_worker"]
+        memory_text = f"{memory:,} bytes each" if memory else "memory shared automatically"
+        dashboard = (
+            f"dashboard on {LOOPBACK}:<free port>" if options["dashboard"] else "no dashboard"
+        )
+        return (
+            f"LocalCluster: {workers} worker {kind} x {options['threads_per_worker']} "
+            f"thread(s), {memory_text}; scheduler on {LOOPBACK}:<free port>; {dashboard}."
+        )
+
+    def start(self, options: ResolvedOptions, context: StartContext) -> Running:
+        """Start a LocalCluster bound to loopback with a private scratch directory."""
+        from distributed import LocalCluster
+
+        workers = _worker_count(options)
+        cluster = LocalCluster(
+            name=context.deployment_id,
+            n_workers=workers,
+            threads_per_worker=options["threads_per_worker"],
+            memory_limit=options["memory_per_worker"] or "auto",
+            processes=options["processes"],
+            host=LOOPBACK,
+            scheduler_port=0,
+            dashboard_address=f"{LOOPBACK}:0" if options["dashboard"] else None,
+            local_directory=str(context.scratch_dir),
+            scheduler_kwargs={"local_directory": str(context.scratch_dir)},
+        )
+        return Running(
+            address=cluster.scheduler_address,
+            cluster=cluster,
+            expected_workers=workers,
+            dashboard_link=cluster.dashboard_link if options["dashboard"] else None,
+        )

@@ -1,0 +1,323 @@
+"""The ``daskdeploy`` command line: a thin click layer over the Python API."""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from . import __version__
+
+__all__ = ["cli", "main", "parse_option_value"]
+
+BAD_INPUT_EXIT = 2
+INTERRUPTED_EXIT = 130
+
+_INT = re.compile(r"^[+-]?\d+$")
+_FLOAT = re.compile(r"^[+-]?(\d+\.\d*|\.\d+|\d+(\.\d*)?[eE][+-]?\d+)$")
+
+
+class UserError(click.ClickException):
+    """A mistake in the command line or configuration: one message, exit status 2."""
+
+    exit_code = BAD_INPUT_EXIT
+
+
+def parse_option_value(text: str) -> Any:
+    """Type a ``--option`` value: integers, floats, booleans and ``[a,b]`` lists.
+
+    Everything else stays a string, so ``00:10:00`` and ``1GB`` arrive as text.
+
+    Examples
+    --------
+    >>> parse_option_value("4"), parse_option_value("0.5"), parse_option_value("true")
+    (4, 0.5, True)
+    >>> parse_option_value("[a, 2]"), parse_option_value("00:10:00")
+    (['a', 2], '00:10:00')
+    """
+    stripped = text.strip()
+    if stripped.startswith("[") and stripped.endswith("]"):
+        inner = stripped[1:-1].strip()
+        return [parse_option_value(item) for item in inner.split(",")] if inner else []
+    if _INT.match(stripped):
+        return int(stripped)
+    if _FLOAT.match(stripped):
+        return float(stripped)
+    if stripped.lower() in ("true", "false"):
+        return stripped.lower() == "true"
+    return text
+
+
+def _parse_assignments(assignments: Iterable[str]) -> dict[str, Any]:
+    options: dict[str, Any] = {}
+    for assignment in assignments:
+        key, separator, value = assignment.partition("=")
+        if not separator or not key.strip():
+            raise UserError(
+                f"--option expects KEY=VALUE (for example --option processes=false), "
+                f"got {assignment!r}."
+            )
+        options[key.strip().replace("-", "_")] = parse_option_value(value)
+    return options
+
+
+def _collect_options(
+    workers: int | None,
+    threads_per_worker: int | None,
+    memory_per_worker: str | None,
+    assignments: Iterable[str],
+    quiet: bool = False,
+) -> dict[str, Any]:
+    options = _parse_assignments(assignments)
+    flags = {
+        "workers": workers,
+        "threads_per_worker": threads_per_worker,
+        "memory_per_worker": memory_per_worker,
+        "quiet": True if quiet else None,
+    }
+    for name, value in flags.items():
+        if value is not None:
+            if name in options:
+                raise UserError(f"{name} is given twice (as a flag and as --option); keep one.")
+            options[name] = value
+    return options
+
+
+def _resource_options(function: Callable[..., Any]) -> Callable[..., Any]:
+    decorators = [
+        click.option(
+            "--option",
+            "-o",
+            "assignments",
+            multiple=True,
+            metavar="KEY=VALUE",
+            help="Any backend option; repeatable. Numbers, true/false and [a,b] lists are "
+            "typed, everything else stays a string.",
+        ),
+        click.option(
+            "--memory-per-worker", metavar="SIZE", help="Memory limit per worker, e.g. 4GB."
+        ),
+        click.option(
+            "--threads-per-worker",
+            type=click.IntRange(min=1),
+            metavar="N",
+            help="Threads per worker (keep 1 for pure-Python code).",
+        ),
+        click.option(
+            "--workers", "-n", type=click.IntRange(min=1), metavar="N", help="Worker processes."
+        ),
+        click.option("--profile", "-p", metavar="NAME", help="Saved profile to deploy."),
+        click.option(
+            "--backend",
+            "-b",
+            metavar="NAME",
+            help="Backend or profile name (default: $DASKDEPLOY_BACKEND, dask config, auto).",
+        ),
+    ]
+    for decorator in decorators:
+        function = decorator(function)
+    return function
+
+
+def _api_call(function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    from .errors import DaskDeployError
+
+    try:
+        return function(*args, **kwargs)
+    except DaskDeployError as exc:
+        raise UserError(str(exc)) from None
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="daskdeploy")
+def cli() -> None:
+    """Run the same Dask program on a laptop, a SLURM cluster, SSH hosts or under MPI.
+
+    \b
+    Quick start:
+      daskdeploy run examples/pi.py                 # local workers, one per core
+      daskdeploy run -n 2 --dry-run examples/pi.py  # show what would start
+      daskdeploy backends                           # where can this machine run?
+    """
+
+
+@cli.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+@_resource_options
+@click.option("--dry-run", is_flag=True, help="Print what would start, start nothing.")
+@click.option("--quiet", "-q", is_flag=True, help="Do not print the deployment summary.")
+@click.argument("script", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("script_args", nargs=-1, type=click.UNPROCESSED)
+def run(
+    backend: str | None,
+    profile: str | None,
+    workers: int | None,
+    threads_per_worker: int | None,
+    memory_per_worker: str | None,
+    assignments: tuple[str, ...],
+    dry_run: bool,
+    quiet: bool,
+    script: Path,
+    script_args: tuple[str, ...],
+) -> None:
+    """Deploy, run SCRIPT [ARGS...] on the deployment, tear down, exit with its status.
+
+    The script needs no daskdeploy code: its dask.compute(), .compute() and
+    daskdeploy.deploy() calls all use the deployment. Everything after SCRIPT is passed
+    to the script.
+
+    \b
+    Examples:
+      daskdeploy run examples/pi.py --samples 100000000
+      daskdeploy run --workers 2 --option processes=true my_analysis.py input.csv
+      daskdeploy run --backend local --dry-run my_analysis.py
+    """
+    from . import lifecycle
+    from .api import plan_from
+    from .runner import run_script
+
+    options = _collect_options(workers, threads_per_worker, memory_per_worker, assignments, quiet)
+    deployment_plan = _api_call(plan_from, backend, profile, options, "command line")
+    if dry_run:
+        click.echo(deployment_plan.describe())
+        click.echo(f"Script: {script} {' '.join(script_args)}".rstrip())
+        click.echo("Dry run: nothing was started.")
+        return
+    try:
+        client = _api_call(deployment_plan.start)
+    except KeyboardInterrupt:
+        click.echo("daskdeploy: interrupted while starting; nothing was left running.", err=True)
+        sys.exit(INTERRUPTED_EXIT)
+    status = 1
+    try:
+        lifecycle.set_ambient(client.deployment)
+        status = run_script(script, script_args)
+    finally:
+        lifecycle.set_ambient(None)
+        client.close()
+    sys.exit(status)
+
+
+@cli.command()
+@click.option("--options", "show_options", is_flag=True, help="Also list each backend's options.")
+def backends(show_options: bool) -> None:
+    """List the backends, whether each can run here, and why not."""
+    from .registry import available_backends
+
+    statuses = available_backends()
+    rows = [("BACKEND", "KIND", "AVAILABLE", "DETAILS")]
+    for status in statuses.values():
+        details = status.reason or status.summary
+        rows.append((status.name, status.kind, "yes" if status else "no", details))
+    widths = [max(len(row[column]) for row in rows) for column in range(3)]
+    for row in rows:
+        padded = [cell.ljust(width) for cell, width in zip(row[:3], widths, strict=True)]
+        click.echo("  ".join([*padded, row[3]]))
+    if show_options:
+        _echo_backend_options(statuses)
+
+
+def _echo_backend_options(statuses: Iterable[str]) -> None:
+    from . import config
+    from .registry import get_backend
+
+    for name in statuses:
+        try:
+            backend = get_backend(name)
+        except Exception as exc:
+            click.echo(f"\n{name}: cannot list options ({exc})")
+            continue
+        config.ensure_defaults()
+        section = config.backend_section(name)
+        click.echo(f"\n{name} options (dask config daskdeploy.{name}.<option>):")
+        for option in backend.options():
+            click.echo(f"  {option.name} = {section.get(option.name)!r}")
+            click.echo(f"      {option.help}")
+
+
+@cli.group()
+def profile() -> None:
+    """Save cluster settings under a name and deploy them by that name."""
+
+
+@profile.command("save")
+@click.argument("name")
+@_resource_options
+def profile_save(
+    name: str,
+    backend: str | None,
+    profile: str | None,
+    workers: int | None,
+    threads_per_worker: int | None,
+    memory_per_worker: str | None,
+    assignments: tuple[str, ...],
+) -> None:
+    """Validate settings and save them as profile NAME.
+
+    \b
+    Example:
+      daskdeploy profile save small --backend local --workers 2
+      daskdeploy run --backend small examples/pi.py
+    """
+    from .profiles import get_profile, save_profile
+
+    options = _collect_options(workers, threads_per_worker, memory_per_worker, assignments)
+    if profile is not None:
+        base_backend, base_options = _api_call(get_profile, profile)
+        backend = backend or base_backend
+        options = {**base_options, **options}
+    if backend is None:
+        raise UserError("profile save needs --backend NAME (or --profile to start from).")
+    path = _api_call(save_profile, name, backend, **options)
+    click.echo(f"Saved profile {name!r} ({backend}) in {path}.")
+
+
+@profile.command("list")
+def profile_list() -> None:
+    """List saved profiles."""
+    from .profiles import list_profiles
+
+    saved = _api_call(list_profiles)
+    if not saved:
+        click.echo("No profiles saved. Create one with `daskdeploy profile save NAME ...`.")
+    for name, settings in sorted(saved.items()):
+        backend = settings.get("backend", "?") if isinstance(settings, dict) else "?"
+        click.echo(f"{name}  ({backend})")
+
+
+@profile.command("show")
+@click.argument("name")
+def profile_show(name: str) -> None:
+    """Show what deploying profile NAME would start, with every option's source."""
+    from .api import plan
+
+    click.echo(_api_call(plan, profile=name).describe())
+
+
+@profile.command("delete")
+@click.argument("name")
+def profile_delete(name: str) -> None:
+    """Delete profile NAME saved by `profile save`."""
+    from .profiles import delete_profile
+
+    path = _api_call(delete_profile, name)
+    click.echo(f"Deleted profile {name!r} from {path}.")
+
+
+def _add_data_commands() -> None:
+    try:
+        from .datasets.cli import data
+    except ImportError:  # pragma: no cover - datasets ship with the package
+        return
+    cli.add_command(data)
+
+
+_add_data_commands()
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli(prog_name="daskdeploy")

@@ -1,0 +1,110 @@
+"""The one configuration layer: packaged YAML defaults, then dask config, then arguments.
+
+daskdeploy keeps its settings in the ``daskdeploy`` section of dask's configuration, so
+everything dask config offers works: YAML files in the dask config directories,
+``DASK_DASKDEPLOY__LOCAL__WORKERS=4`` style environment variables and
+``dask.config.set``. The packaged defaults (``daskdeploy.yaml`` beside this module) are
+registered lazily, the first time daskdeploy needs them, never at import time.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+
+__all__ = [
+    "BACKEND_ENV_VAR",
+    "backend_section",
+    "ensure_defaults",
+    "packaged_defaults",
+    "requested_backend",
+]
+
+BACKEND_ENV_VAR = "DASKDEPLOY_BACKEND"
+PACKAGED_DEFAULTS_FILE = Path(__file__).with_name("daskdeploy.yaml")
+
+
+@cache
+def packaged_defaults() -> dict[str, Any]:
+    """Return the ``daskdeploy`` section of the packaged YAML defaults."""
+    import yaml
+
+    with PACKAGED_DEFAULTS_FILE.open(encoding="utf-8") as stream:
+        return yaml.safe_load(stream)["daskdeploy"]
+
+
+@cache
+def ensure_defaults() -> None:
+    """Register the packaged defaults with dask config (once; user settings keep priority)."""
+    import dask.config
+
+    dask.config.update_defaults({"daskdeploy": packaged_defaults()})
+
+
+def register_backend_defaults(backend: str, defaults: dict[str, Any]) -> None:
+    """Register a third-party backend's default option values under ``daskdeploy.<backend>``."""
+    import dask.config
+
+    dask.config.update_defaults({"daskdeploy": {backend: dict(defaults)}})
+
+
+def _get(key: str, default: Any = None) -> Any:
+    import dask.config
+
+    ensure_defaults()
+    return dask.config.get(key, default=default)
+
+
+def requested_backend(explicit: str | None) -> tuple[str, str]:
+    """Return the backend (or profile) name asked for, and where that choice came from.
+
+    Highest first: the ``backend`` argument, the ``DASKDEPLOY_BACKEND`` environment
+    variable, the dask config key ``daskdeploy.backend``, else ``"auto"``.
+    """
+    if explicit:
+        return explicit, "backend argument"
+    from_env = os.environ.get(BACKEND_ENV_VAR, "").strip()
+    if from_env:
+        return from_env, f"environment variable {BACKEND_ENV_VAR}"
+    configured = _get("daskdeploy.backend")
+    if configured and configured != "auto":
+        return str(configured), "dask config daskdeploy.backend"
+    return "auto", "default"
+
+
+def backend_section(backend: str) -> dict[str, Any]:
+    """Return ``daskdeploy.<backend>`` from dask config as a plain dict (empty if unset)."""
+    section = _get(f"daskdeploy.{backend}", default={})
+    if section is None:
+        return {}
+    if not isinstance(section, dict):
+        raise ConfigError(
+            f"dask config key daskdeploy.{backend} must be a mapping of option names to "
+            f"values, got {type(section).__name__} {section!r}. Fix it in your dask config "
+            f"YAML (see `python -c 'import dask.config; print(dask.config.paths)'`) or in the "
+            f"DASK_DASKDEPLOY__{backend.upper()}__* environment variables."
+        )
+    return dict(section)
+
+
+def profile_section() -> dict[str, Any]:
+    """Return ``daskdeploy.profiles`` from dask config (empty if unset)."""
+    profiles = _get("daskdeploy.profiles", default={}) or {}
+    if not isinstance(profiles, dict):
+        raise ConfigError(
+            f"dask config key daskdeploy.profiles must be a mapping of profile names to "
+            f"settings, got {type(profiles).__name__}. Fix it in your dask config YAML."
+        )
+    return dict(profiles)
+
+
+def source_of(backend: str, name: str, value: Any) -> str:
+    """Describe where a value found in ``daskdeploy.<backend>.<name>`` came from."""
+    packaged = packaged_defaults().get(backend, {})
+    if name in packaged and packaged[name] == value:
+        return "default"
+    return f"dask config daskdeploy.{backend}.{name}"

@@ -1,0 +1,179 @@
+"""A live deployment and the Client that owns it.
+
+:class:`Deployment` records what was started (backend, options, scratch directory, the
+backend's :class:`~daskdeploy.backends.base.Running` handle) and holds a stack of
+clean-up steps. :meth:`Deployment.teardown` runs them last-in first-out; it is idempotent
+and resumable, so an interrupted teardown (a second Ctrl-C) is finished by the exit hook.
+
+:class:`DeployedClient` is a real :class:`distributed.Client` whose ``close()`` (and
+``with`` block exit) also tears the deployment down.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from distributed import Client
+
+from . import lifecycle
+from .backends.base import Running
+from .options import ResolvedOptions
+
+__all__ = ["DeployedClient", "Deployment"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(eq=False)
+class Deployment:
+    """What one :func:`daskdeploy.deploy` call started, and how to take it down.
+
+    Attributes
+    ----------
+    id
+        Unique deployment id (``dd-`` plus hex); jobs, processes and directories carry it.
+    backend
+        Name of the backend that started it.
+    options
+        The validated options, with their sources.
+    scratch_dir
+        Private directory of this deployment, removed at teardown.
+    running
+        The backend's handle (scheduler address, cluster object, security), once started.
+    """
+
+    id: str
+    backend: str
+    options: ResolvedOptions
+    scratch_dir: Path
+    running: Running | None = None
+    client: DeployedClient | None = None
+    _cleanups: list[tuple[str, Callable[[], Any]]] = field(default_factory=list, repr=False)
+    _lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
+    closed: bool = False
+
+    @property
+    def scheduler_address(self) -> str | None:
+        """Address of the scheduler, or ``None`` before it started."""
+        return self.running.address if self.running else None
+
+    @property
+    def dashboard_link(self) -> str | None:
+        """Dashboard URL, or ``None`` if no dashboard runs."""
+        return self.running.dashboard_link if self.running else None
+
+    def add_cleanup(self, description: str, step: Callable[[], Any]) -> None:
+        """Register a clean-up step; steps run last-registered first at teardown."""
+        with self._lock:
+            self._cleanups.append((description, step))
+
+    def attach(self, running: Running) -> None:
+        """Record the backend's handle and register its stop steps."""
+        self.running = running
+        for step in running.stop:
+            self.add_cleanup(f"stop {self.backend} backend", step)
+        if running.cluster is not None:
+            self.add_cleanup(f"close {type(running.cluster).__name__}", running.cluster.close)
+
+    def teardown(self) -> None:
+        """Close the client and run every clean-up step; safe to call more than once.
+
+        A failing step is logged and the remaining steps still run.
+        """
+        with self._lock:
+            client = self.client
+            if client is not None and client.status not in ("closed", "newly-created"):
+                try:
+                    Client.close(client)
+                except Exception as exc:
+                    logger.warning("Closing the client of %s failed: %s", self.id, exc)
+            while self._cleanups:
+                description, step = self._cleanups[-1]
+                try:
+                    step()
+                except Exception as exc:
+                    logger.warning("Clean-up step %r of %s failed: %s", description, self.id, exc)
+                finally:
+                    self._cleanups.pop()
+            if not self.closed:
+                self.closed = True
+                lifecycle.unregister(self)
+
+    def summary(self) -> str:
+        """One line: backend, workers and threads, scheduler and dashboard addresses."""
+        workers = self.running.expected_workers if self.running else 0
+        threads = self.options.get("threads_per_worker")
+        text = (
+            f"daskdeploy: {self.id} on {self.backend}: {workers} worker"
+            f"{'s' if workers != 1 else ''} x {threads} thread{'s' if threads != 1 else ''}"
+        )
+        if self.scheduler_address:
+            text += f", scheduler {self.scheduler_address}"
+        if self.dashboard_link:
+            text += f", dashboard {self.dashboard_link}"
+        return text
+
+    def announce(self) -> None:
+        """Print :meth:`summary` to stderr unless the ``quiet`` option is set."""
+        logger.info(self.summary())
+        if not self.options.get("quiet"):
+            print(self.summary(), file=sys.stderr, flush=True)
+
+
+class DeployedClient(Client):
+    """A :class:`distributed.Client` bound to a :class:`Deployment`.
+
+    Use it like any Client. Closing it (``close()``, leaving a ``with`` block) also stops
+    everything the deployment started, unless it is a secondary client that joined a
+    deployment owned by ``daskdeploy run``.
+
+    Attributes
+    ----------
+    deployment
+        The :class:`Deployment` this client belongs to.
+    """
+
+    deployment: Deployment
+    _owns_deployment: bool = False
+
+    @classmethod
+    def for_deployment(cls, deployment: Deployment, *, owner: bool) -> DeployedClient:
+        """Connect a client to a started deployment (the owner tears it down at close)."""
+        running = deployment.running
+        assert running is not None, "deployment has not started"
+        target = running.cluster if owner and running.cluster is not None else running.address
+        client = cls(
+            target,
+            security=running.security,
+            timeout=deployment.options.get("timeout"),
+            set_as_default=True,
+        )
+        client.deployment = deployment
+        client._owns_deployment = owner
+        if owner:
+            deployment.client = client
+        return client
+
+    def close(self, timeout: Any = None) -> Any:
+        """Close the client and, if it owns its deployment, tear the deployment down."""
+        try:
+            if timeout is None:
+                return super().close()
+            return super().close(timeout=timeout)
+        finally:
+            if self._owns_deployment and getattr(self, "deployment", None) is not None:
+                self.deployment.teardown()
+
+    def shutdown(self) -> None:
+        """Shut down the scheduler and workers, then tear the deployment down."""
+        try:
+            super().shutdown()
+        finally:
+            if self._owns_deployment and getattr(self, "deployment", None) is not None:
+                self.deployment.teardown()

@@ -1,0 +1,119 @@
+"""Process-wide bookkeeping of live deployments: exit hooks, signals, the ambient deployment.
+
+Every live deployment is registered here until it is torn down. While any is live:
+
+* an ``atexit`` hook tears down whatever is still running when the interpreter exits
+  (normal end, uncaught exception, ``sys.exit``, Ctrl-C);
+* ``SIGTERM`` and ``SIGHUP`` (whose default action kills Python without running exit
+  hooks) raise ``SystemExit(128 + signum)`` in the main thread instead, so ``finally``
+  blocks and the exit hook run. A second such signal during teardown kills the process
+  at once (worker processes still exit, because they watch their parent). Handlers are
+  only installed where none was set by the program, and are restored afterwards.
+
+The *ambient* deployment is the one ``daskdeploy run`` started: ``deploy()`` calls in the
+script it runs connect to it instead of starting another.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import logging
+import os
+import signal
+import threading
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .deployment import Deployment
+
+__all__ = ["ambient", "live", "register", "set_ambient", "unregister"]
+
+logger = logging.getLogger(__name__)
+
+_lock = threading.RLock()
+_live: dict[str, Deployment] = {}
+_ambient: Deployment | None = None
+_saved_handlers: dict[int, Any] = {}
+_atexit_registered = False
+_signalled = False
+_HANDLED_SIGNALS = tuple(
+    getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name)
+)
+
+
+def register(deployment: Deployment) -> None:
+    """Track a new deployment; install exit and signal hooks with the first one."""
+    global _atexit_registered
+    with _lock:
+        _live[deployment.id] = deployment
+        if not _atexit_registered:
+            atexit.register(_teardown_all)
+            _atexit_registered = True
+        if len(_live) == 1:
+            _install_signal_handlers()
+
+
+def unregister(deployment: Deployment) -> None:
+    """Forget a torn-down deployment; restore signal handlers after the last one."""
+    global _ambient
+    with _lock:
+        _live.pop(deployment.id, None)
+        if _ambient is deployment:
+            _ambient = None
+        if not _live:
+            _restore_signal_handlers()
+
+
+def live() -> list[Deployment]:
+    """Return the deployments of this process that are not torn down yet."""
+    with _lock:
+        return list(_live.values())
+
+
+def set_ambient(deployment: Deployment | None) -> None:
+    """Make ``deployment`` the one that ``deploy()`` connects to (``None`` to clear)."""
+    global _ambient
+    with _lock:
+        _ambient = deployment
+
+
+def ambient() -> Deployment | None:
+    """Return the ambient deployment set by ``daskdeploy run``, if any."""
+    with _lock:
+        return _ambient
+
+
+def _teardown_all() -> None:
+    for deployment in reversed(live()):
+        with contextlib.suppress(Exception):
+            deployment.teardown()
+
+
+def _on_signal(signum: int, frame: Any) -> None:
+    global _signalled
+    if _signalled:
+        # Second signal while shutting down: stop waiting and die the default way.
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+        return
+    _signalled = True
+    logger.info("Received signal %d: tearing down deployments and exiting.", signum)
+    raise SystemExit(128 + signum)
+
+
+def _install_signal_handlers() -> None:
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for signum in _HANDLED_SIGNALS:
+        if signal.getsignal(signum) is signal.SIG_DFL:
+            _saved_handlers[signum] = signal.signal(signum, _on_signal)
+
+
+def _restore_signal_handlers() -> None:
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for signum, previous in list(_saved_handlers.items()):
+        if signal.getsignal(signum) is _on_signal:
+            signal.signal(signum, previous)
+        del _saved_handlers[signum]

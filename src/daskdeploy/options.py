@@ -1,0 +1,264 @@
+"""Option declarations, value conversion and validation.
+
+A backend declares the options it accepts as :class:`Option` objects. Values arrive from
+keyword arguments, profiles, dask config YAML, ``DASK_DASKDEPLOY__...`` environment
+variables and the command line; each passes through the option's converter, which either
+returns a normalised value or raises ``ValueError`` with a sentence saying what is
+expected. :func:`resolve_options` turns those layers into one validated mapping and
+remembers where each value came from, so error messages and ``--dry-run`` can say so.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import OptionError, closest_match_hint
+
+__all__ = [
+    "COMMON_OPTIONS",
+    "Option",
+    "ResolvedOptions",
+    "boolean",
+    "duration_seconds",
+    "memory_size",
+    "resolve_options",
+    "text",
+    "text_list",
+    "whole_number",
+]
+
+Converter = Callable[[Any], Any]
+
+
+@dataclass(frozen=True)
+class Option:
+    """One option a backend accepts.
+
+    Parameters
+    ----------
+    name
+        Keyword-argument name, also the key under ``daskdeploy.<backend>`` in dask config.
+    convert
+        Callable turning a raw value into the normalised one; raises ``ValueError`` with a
+        sentence describing what is expected.
+    help
+        One line for ``--help``, the docs and ``daskdeploy backends --options``.
+    nullable
+        Whether ``None`` is accepted; it means "choose automatically" and the help text
+        says what the automatic choice is.
+    """
+
+    name: str
+    convert: Converter
+    help: str
+    nullable: bool = False
+
+    def check(self, value: Any) -> Any:
+        """Return the converted value or raise ``ValueError``."""
+        if value is None:
+            if self.nullable:
+                return None
+            raise ValueError("it cannot be empty (null)")
+        return self.convert(value)
+
+
+def whole_number(minimum: int = 1) -> Converter:
+    """Converter for integers of at least ``minimum`` (``True``/``False`` are rejected)."""
+
+    def convert(value: Any) -> int:
+        if isinstance(value, str) and value.strip().lstrip("+-").isdigit():
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"expected a whole number >= {minimum}, got {value!r}")
+        if value < minimum:
+            raise ValueError(f"expected a whole number >= {minimum}, got {value}")
+        return value
+
+    return convert
+
+
+_TRUE = {"true", "yes", "on", "1"}
+_FALSE = {"false", "no", "off", "0"}
+
+
+def boolean(value: Any) -> bool:
+    """Converter for booleans; accepts ``true/false/yes/no/on/off/1/0`` strings too."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+        return value.strip().lower() in _TRUE
+    raise ValueError(f"expected true or false, got {value!r}")
+
+
+def text(value: Any) -> str:
+    """Converter for strings; numbers are accepted and turned into their text."""
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise ValueError(f"expected a string, got {type(value).__name__} {value!r}")
+    result = str(value)
+    if not result.strip():
+        raise ValueError("expected a non-empty string")
+    return result
+
+
+def text_list(value: Any) -> list[str]:
+    """Converter for a list of strings; a single string becomes a one-item list."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, Sequence):
+        return [text(item) for item in value]
+    raise ValueError(f"expected a list of strings, got {type(value).__name__} {value!r}")
+
+
+def memory_size(value: Any) -> int:
+    """Converter for memory sizes: bytes as an integer, or text such as ``"4GB"``/``"512MiB"``."""
+    from dask.utils import parse_bytes
+
+    if isinstance(value, bool):
+        raise ValueError(f"expected a memory size such as '4GB', got {value!r}")
+    try:
+        size = parse_bytes(value)
+    except (ValueError, TypeError, KeyError):
+        raise ValueError(
+            f"expected a memory size such as '4GB', '512MiB' or a number of bytes, got {value!r}"
+        ) from None
+    if size <= 0:
+        raise ValueError(f"expected a positive memory size, got {value!r}")
+    return int(size)
+
+
+def duration_seconds(value: Any) -> float:
+    """Converter for durations: seconds as a number, or text such as ``"90s"``/``"5 minutes"``."""
+    from dask.utils import parse_timedelta
+
+    if isinstance(value, bool):
+        raise ValueError(f"expected a duration such as 60 or '5 minutes', got {value!r}")
+    try:
+        seconds = parse_timedelta(value, default="seconds")
+    except (ValueError, TypeError, KeyError):
+        raise ValueError(
+            f"expected a duration such as 60, '90s' or '5 minutes', got {value!r}"
+        ) from None
+    if seconds is None or seconds <= 0:
+        raise ValueError(f"expected a positive duration, got {value!r}")
+    return float(seconds)
+
+
+COMMON_OPTIONS: tuple[Option, ...] = (
+    Option(
+        "workers",
+        whole_number(1),
+        "Number of worker processes (null: one per available core on local).",
+        nullable=True,
+    ),
+    Option(
+        "threads_per_worker",
+        whole_number(1),
+        "Threads in each worker. Keep 1 for pure-Python code: the GIL lets only one "
+        "thread run Python at a time.",
+    ),
+    Option(
+        "memory_per_worker",
+        memory_size,
+        "Memory limit of each worker, e.g. '4GB' (null: share the available memory).",
+        nullable=True,
+    ),
+    Option(
+        "timeout",
+        duration_seconds,
+        "How long to wait for the workers to connect before giving up, e.g. 60 or '5 minutes'.",
+    ),
+    Option(
+        "dashboard",
+        boolean,
+        "Serve the Dask dashboard (on 127.0.0.1 only) and print its link.",
+    ),
+    Option(
+        "quiet",
+        boolean,
+        "Do not print the one-line summary (backend, workers, dashboard link) to stderr.",
+    ),
+)
+
+
+@dataclass(frozen=True)
+class ResolvedOptions(Mapping[str, Any]):
+    """Validated option values of one deployment, with the origin of each value.
+
+    Behaves as a read-only mapping from option name to value; :attr:`sources` maps each
+    name to a phrase such as ``"keyword argument"`` or ``"dask config
+    daskdeploy.local.workers"``.
+    """
+
+    values: Mapping[str, Any]
+    sources: Mapping[str, str] = field(default_factory=dict)
+
+    def __getitem__(self, name: str) -> Any:
+        return self.values[name]
+
+    def __iter__(self):
+        return iter(self.values)
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    def describe(self) -> str:
+        """Return one ``name = value  (source)`` line per option."""
+        width = max((len(name) for name in self.values), default=0)
+        return "\n".join(
+            f"  {name:<{width}} = {self.values[name]!r}  ({self.sources.get(name, 'default')})"
+            for name in self.values
+        )
+
+
+def resolve_options(
+    backend: str,
+    declared: Iterable[Option],
+    layers: Sequence[tuple[str, Mapping[str, Any]]],
+) -> ResolvedOptions:
+    """Merge option layers (lowest priority first) and validate every value.
+
+    Parameters
+    ----------
+    backend
+        Backend name, for messages.
+    declared
+        The options the backend accepts.
+    layers
+        ``(source description, values)`` pairs, lowest priority first. A source
+        description may contain ``{name}``, replaced by the option name.
+
+    Raises
+    ------
+    OptionError
+        For an unknown option (naming the valid ones and the closest match) or a value
+        the option's converter rejects (naming where the value came from).
+    """
+    options = {option.name: option for option in declared}
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    for source, layer in layers:
+        for raw_name, value in layer.items():
+            name = str(raw_name).replace("-", "_")
+            where = source.format(name=name)
+            if name not in options:
+                raise OptionError(
+                    f"Unknown option {name!r} for backend {backend!r} (from {where})."
+                    f"{closest_match_hint(name, options)} "
+                    f"Valid options: {', '.join(sorted(options))}."
+                )
+            values[name] = value
+            sources[name] = where
+    checked: dict[str, Any] = {}
+    for name, option in options.items():
+        value = values.get(name)
+        try:
+            checked[name] = option.check(value)
+        except ValueError as exc:
+            where = sources.get(name, "built-in default")
+            raise OptionError(
+                f"Invalid value for option {name!r} of backend {backend!r} (from {where}): "
+                f"{exc}. {option.help}"
+            ) from None
+    return ResolvedOptions(checked, {name: sources.get(name, "default") for name in checked})

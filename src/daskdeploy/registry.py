@@ -1,0 +1,153 @@
+"""The one registry of backends: the built-ins plus the ``daskdeploy.backends`` entry points.
+
+Backends are imported only when first asked for, so ``import daskdeploy`` stays cheap and
+a backend whose optional dependencies are missing (or whose module fails to import) is
+reported by :func:`available_backends` instead of breaking the others.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from dataclasses import dataclass
+from functools import cache
+
+from .backends.base import Availability, Backend
+from .errors import UnknownBackendError, closest_match_hint
+
+__all__ = [
+    "BUILTIN_BACKENDS",
+    "ENTRY_POINT_GROUP",
+    "BackendStatus",
+    "available_backends",
+    "backend_names",
+    "get_backend",
+]
+
+logger = logging.getLogger(__name__)
+
+ENTRY_POINT_GROUP = "daskdeploy.backends"
+
+#: Built-in backends, as ``"module:Class"`` import paths, in ``auto`` detection order.
+BUILTIN_BACKENDS: dict[str, str] = {
+    "local": "daskdeploy.backends.local:LocalBackend",
+}
+
+
+@dataclass(frozen=True)
+class BackendStatus:
+    """One row of :func:`available_backends`: can this backend run here, and why not.
+
+    True in a boolean context when the backend is available.
+    """
+
+    name: str
+    available: bool
+    reason: str
+    kind: str
+    summary: str
+
+    def __bool__(self) -> bool:
+        return self.available
+
+
+@cache
+def _entry_point_targets() -> dict[str, str]:
+    from importlib.metadata import entry_points
+
+    targets: dict[str, str] = {}
+    for entry in entry_points(group=ENTRY_POINT_GROUP):
+        if entry.name in BUILTIN_BACKENDS:
+            logger.warning(
+                "Ignoring entry point %r for backend %r: a built-in backend has that name.",
+                entry.value,
+                entry.name,
+            )
+            continue
+        targets[entry.name] = entry.value
+    return targets
+
+
+def _targets() -> dict[str, str]:
+    return {**BUILTIN_BACKENDS, **_entry_point_targets()}
+
+
+def backend_names() -> list[str]:
+    """Return the names of all registered backends, built-ins first."""
+    return list(_targets())
+
+
+@cache
+def _load(name: str) -> Backend:
+    target = _targets()[name]
+    module_name, _, attribute = target.partition(":")
+    module = importlib.import_module(module_name)
+    backend = getattr(module, attribute)
+    if isinstance(backend, type):
+        backend = backend()
+    if not isinstance(backend, Backend):
+        raise TypeError(f"{target} is not a daskdeploy.backends.base.Backend")
+    if backend.defaults:
+        from .config import register_backend_defaults
+
+        register_backend_defaults(name, backend.defaults)
+    return backend
+
+
+def get_backend(name: str) -> Backend:
+    """Return the backend registered as ``name``.
+
+    Raises
+    ------
+    UnknownBackendError
+        If no backend has that name (the message lists the known ones), or if its
+        module fails to import (the message gives the import error).
+    """
+    targets = _targets()
+    if name not in targets:
+        raise UnknownBackendError(
+            f"Unknown backend {name!r}.{closest_match_hint(name, targets)} "
+            f"Known backends: {', '.join(targets)}."
+        )
+    try:
+        return _load(name)
+    except Exception as exc:
+        raise UnknownBackendError(
+            f"Backend {name!r} ({targets[name]}) failed to load: {type(exc).__name__}: {exc}. "
+            f"Reinstall the package that provides it, or choose another backend."
+        ) from exc
+
+
+def available_backends() -> dict[str, BackendStatus]:
+    """Tell, for every registered backend, whether it can run here and if not, why.
+
+    Returns
+    -------
+    dict
+        Backend name to :class:`BackendStatus` (truthy when available), built-ins first.
+
+    Examples
+    --------
+    >>> import daskdeploy
+    >>> bool(daskdeploy.available_backends()["local"])
+    True
+    """
+    statuses: dict[str, BackendStatus] = {}
+    for name in _targets():
+        try:
+            backend = _load(name)
+        except Exception as exc:
+            statuses[name] = BackendStatus(
+                name, False, f"failed to load: {type(exc).__name__}: {exc}", "?", ""
+            )
+            continue
+        try:
+            availability = backend.available()
+        except Exception as exc:  # a broken check must not hide the other backends
+            availability = Availability.missing(
+                f"availability check failed: {type(exc).__name__}: {exc}"
+            )
+        statuses[name] = BackendStatus(
+            name, availability.available, availability.reason, backend.kind, backend.summary
+        )
+    return statuses

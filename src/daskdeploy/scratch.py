@@ -1,0 +1,68 @@
+"""Per-deployment scratch directories: private, tagged with the owner pid, always removed.
+
+Workers spill to disk and write lock files; distributed's default location
+(``$TMPDIR/dask-scratch-space``) outlives every run. Each deployment gets its own
+directory instead, removed at close. A directory whose owner process died without
+closing (``kill -9``) is swept by the next deployment on the machine.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import secrets
+import shutil
+import tempfile
+from pathlib import Path
+
+__all__ = ["make_scratch_dir", "new_deployment_id", "remove_scratch_dir", "sweep_stale"]
+
+PREFIX = "daskdeploy-"
+_PATTERN = re.compile(r"^daskdeploy-(dd-[0-9a-f]+)-pid(\d+)-")
+
+
+def new_deployment_id() -> str:
+    """Return a fresh deployment id such as ``dd-3f9a61c2``."""
+    return f"dd-{secrets.token_hex(4)}"
+
+
+def make_scratch_dir(deployment_id: str, base: str | os.PathLike[str] | None = None) -> Path:
+    """Create the private (0700) scratch directory of a deployment."""
+    path = tempfile.mkdtemp(prefix=f"{PREFIX}{deployment_id}-pid{os.getpid()}-", dir=base)
+    return Path(path)
+
+
+def remove_scratch_dir(path: Path) -> None:
+    """Remove a scratch directory and everything in it; missing is fine."""
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def sweep_stale(base: str | os.PathLike[str] | None = None) -> list[Path]:
+    """Remove this user's scratch directories whose owner process no longer exists.
+
+    Returns the removed paths.
+    """
+    root = Path(base or tempfile.gettempdir())
+    removed = []
+    with contextlib.suppress(OSError):
+        for entry in root.iterdir():
+            match = _PATTERN.match(entry.name)
+            if not match or not entry.is_dir() or _pid_alive(int(match.group(2))):
+                continue
+            with contextlib.suppress(OSError):
+                if entry.stat().st_uid != os.getuid():
+                    continue
+                remove_scratch_dir(entry)
+                removed.append(entry)
+    return removed
