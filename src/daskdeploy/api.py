@@ -86,11 +86,22 @@ class Plan:
             if isinstance(exc, DaskDeployError) or not isinstance(exc, Exception):
                 raise
             raise DeploymentError(
-                f"Starting the {self.backend.name!r} backend failed: {type(exc).__name__}: "
-                f"{exc}. Nothing was left running."
+                f"Starting the {self.backend.name!r} backend failed: {_root_cause(exc)}. "
+                f"Nothing was left running."
             ) from exc
         deployment.announce()
         return client
+
+
+def _root_cause(exc: BaseException) -> str:
+    """Describe the innermost cause of a chain like "Cluster failed to start" -> ValueError."""
+    messages = [f"{type(exc).__name__}: {exc}"]
+    while exc.__cause__ is not None or (
+        exc.__context__ is not None and not exc.__suppress_context__
+    ):
+        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
+        messages.append(f"{type(exc).__name__}: {exc}")
+    return messages[0] if len(messages) == 1 else f"{messages[0]} (caused by {messages[-1]})"
 
 
 def _wait_for_workers(client: DeployedClient, deployment: Deployment) -> None:

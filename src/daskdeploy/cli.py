@@ -42,7 +42,7 @@ def parse_option_value(text: str) -> Any:
     stripped = text.strip()
     if stripped.startswith("[") and stripped.endswith("]"):
         inner = stripped[1:-1].strip()
-        return [parse_option_value(item) for item in inner.split(",")] if inner else []
+        return [parse_option_value(item.strip()) for item in inner.split(",")] if inner else []
     if _INT.match(stripped):
         return int(stripped)
     if _FLOAT.match(stripped):

@@ -9,6 +9,7 @@ registered lazily, the first time daskdeploy needs them, never at import time.
 
 from __future__ import annotations
 
+import copy
 import os
 from functools import cache
 from pathlib import Path
@@ -28,28 +29,81 @@ BACKEND_ENV_VAR = "DASKDEPLOY_BACKEND"
 PACKAGED_DEFAULTS_FILE = Path(__file__).with_name("daskdeploy.yaml")
 
 
+_NOT_BACKENDS = ("backend", "profiles", "common")
+_registered_backend_defaults: dict[str, dict[str, Any]] = {}
+
+
 @cache
-def packaged_defaults() -> dict[str, Any]:
-    """Return the ``daskdeploy`` section of the packaged YAML defaults."""
+def _packaged_yaml() -> dict[str, Any]:
     import yaml
 
     with PACKAGED_DEFAULTS_FILE.open(encoding="utf-8") as stream:
         return yaml.safe_load(stream)["daskdeploy"]
 
 
+def common_defaults() -> dict[str, Any]:
+    """Return the packaged defaults of the options every backend shares."""
+    return dict(_packaged_yaml()["common"])
+
+
 @cache
-def ensure_defaults() -> None:
-    """Register the packaged defaults with dask config (once; user settings keep priority)."""
+def packaged_defaults() -> dict[str, Any]:
+    """Return the packaged ``daskdeploy`` defaults, each backend's section complete.
+
+    The YAML states the shared options once under ``common``; here every backend section
+    starts from those and overrides what it needs. ``common`` itself is not a config key.
+    """
+    raw = _packaged_yaml()
+    merged = {key: copy.deepcopy(value) for key, value in raw.items() if key != "common"}
+    for key, section in raw.items():
+        if key not in _NOT_BACKENDS:
+            merged[key] = {**common_defaults(), **section}
+    return merged
+
+
+def backend_defaults(backend: str) -> dict[str, Any]:
+    """Return the default option values of a backend (built-in or registered)."""
+    if backend in _registered_backend_defaults:
+        return _registered_backend_defaults[backend]
+    return dict(packaged_defaults().get(backend, {}))
+
+
+@cache
+def _register_defaults() -> None:
     import dask.config
 
-    dask.config.update_defaults({"daskdeploy": packaged_defaults()})
+    dask.config.update_defaults({"daskdeploy": copy.deepcopy(packaged_defaults())})
+
+
+def ensure_defaults() -> None:
+    """Make the packaged defaults part of dask config; values set by the user keep priority.
+
+    Registered with ``dask.config.update_defaults`` once (so ``dask.config.refresh`` keeps
+    them), and merged again if something removed them from the live config since.
+    """
+    import dask.config
+
+    _register_defaults()
+    section = dask.config.config.get("daskdeploy")
+    if not isinstance(section, dict) or any(key not in section for key in packaged_defaults()):
+        dask.config.update(
+            dask.config.config,
+            {"daskdeploy": copy.deepcopy(packaged_defaults())},
+            priority="old",
+        )
 
 
 def register_backend_defaults(backend: str, defaults: dict[str, Any]) -> None:
-    """Register a third-party backend's default option values under ``daskdeploy.<backend>``."""
+    """Register a third-party backend's defaults under ``daskdeploy.<backend>``.
+
+    The shared options default to the packaged ``common`` values unless ``defaults``
+    overrides them.
+    """
     import dask.config
 
-    dask.config.update_defaults({"daskdeploy": {backend: dict(defaults)}})
+    merged = {**common_defaults(), **defaults}
+    _registered_backend_defaults[backend] = merged
+    dask.config.update_defaults({"daskdeploy": {backend: copy.deepcopy(merged)}})
 
 
 def _get(key: str, default: Any = None) -> Any:
@@ -104,7 +158,7 @@ def profile_section() -> dict[str, Any]:
 
 def source_of(backend: str, name: str, value: Any) -> str:
     """Describe where a value found in ``daskdeploy.<backend>.<name>`` came from."""
-    packaged = packaged_defaults().get(backend, {})
-    if name in packaged and packaged[name] == value:
+    defaults = backend_defaults(backend)
+    if name in defaults and defaults[name] == value:
         return "default"
     return f"dask config daskdeploy.{backend}.{name}"

@@ -151,7 +151,6 @@ class DeployedClient(Client):
         client = cls(
             target,
             security=running.security,
-            timeout=deployment.options.get("timeout"),
             set_as_default=True,
         )
         client.deployment = deployment

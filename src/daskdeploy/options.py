@@ -186,29 +186,35 @@ COMMON_OPTIONS: tuple[Option, ...] = (
 class ResolvedOptions(Mapping[str, Any]):
     """Validated option values of one deployment, with the origin of each value.
 
-    Behaves as a read-only mapping from option name to value; :attr:`sources` maps each
-    name to a phrase such as ``"keyword argument"`` or ``"dask config
-    daskdeploy.local.workers"``.
+    Behaves as a read-only mapping from option name to value.
+
+    Attributes
+    ----------
+    settings
+        Option name to validated value.
+    sources
+        Option name to where the value came from, such as ``"keyword argument"`` or
+        ``"dask config daskdeploy.local.workers"``.
     """
 
-    values: Mapping[str, Any]
+    settings: Mapping[str, Any]
     sources: Mapping[str, str] = field(default_factory=dict)
 
     def __getitem__(self, name: str) -> Any:
-        return self.values[name]
+        return self.settings[name]
 
     def __iter__(self):
-        return iter(self.values)
+        return iter(self.settings)
 
     def __len__(self) -> int:
-        return len(self.values)
+        return len(self.settings)
 
     def describe(self) -> str:
         """Return one ``name = value  (source)`` line per option."""
-        width = max((len(name) for name in self.values), default=0)
+        width = max((len(name) for name in self.settings), default=0)
         return "\n".join(
-            f"  {name:<{width}} = {self.values[name]!r}  ({self.sources.get(name, 'default')})"
-            for name in self.values
+            f"  {name:<{width}} = {value!r}  ({self.sources.get(name, 'default')})"
+            for name, value in self.settings.items()
         )
 
 

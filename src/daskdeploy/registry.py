@@ -87,10 +87,10 @@ def _load(name: str) -> Backend:
         backend = backend()
     if not isinstance(backend, Backend):
         raise TypeError(f"{target} is not a daskdeploy.backends.base.Backend")
-    if backend.defaults:
+    if name not in BUILTIN_BACKENDS:
         from .config import register_backend_defaults
 
-        register_backend_defaults(name, backend.defaults)
+        register_backend_defaults(name, backend.defaults or {})
     return backend
 
 

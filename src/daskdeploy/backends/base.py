@@ -3,7 +3,7 @@
 A backend is one small class. daskdeploy resolves and validates its options, then calls
 :meth:`Backend.start`, which starts whatever runs the scheduler and workers and returns a
 :class:`Running` handle. daskdeploy creates the :class:`distributed.Client`, waits for
-the workers, and at close calls :meth:`Running.stop`.
+the workers, and at close calls :attr:`Running.stop`.
 
 There are two kinds of backend:
 
@@ -110,7 +110,8 @@ class Backend(abc.ABC):
     and implement :meth:`start`. Module-level imports of heavy optional packages are not
     allowed: import them inside :meth:`start` (and check for them in :meth:`available`).
     Third-party backends register a subclass under the entry point group
-    ``daskdeploy.backends`` and may set :attr:`defaults` for their options.
+    ``daskdeploy.backends`` and set :attr:`defaults` for their own options (the shared
+    options default to the packaged ``common`` values).
     """
 
     name: ClassVar[str]

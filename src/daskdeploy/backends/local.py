@@ -8,7 +8,7 @@ machines and two deployments on one machine never collide.
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from ..options import Option, ResolvedOptions, boolean
 from .base import Backend, Running, StartContext
@@ -60,14 +60,16 @@ class LocalBackend(Backend):
         from distributed import LocalCluster
 
         workers = _worker_count(options)
+        # Thread workers talk to the scheduler in memory (inproc://); distributed refuses a
+        # host there, and nothing listens on the network except the loopback dashboard.
+        network = {"host": LOOPBACK, "scheduler_port": 0} if options["processes"] else {}
         cluster = LocalCluster(
             name=context.deployment_id,
             n_workers=workers,
             threads_per_worker=options["threads_per_worker"],
             memory_limit=options["memory_per_worker"] or "auto",
             processes=options["processes"],
-            host=LOOPBACK,
-            scheduler_port=0,
+            **network,
             dashboard_address=f"{LOOPBACK}:0" if options["dashboard"] else None,
             local_directory=str(context.scratch_dir),
             scheduler_kwargs={"local_directory": str(context.scratch_dir)},
@@ -76,5 +78,10 @@ class LocalBackend(Backend):
             address=cluster.scheduler_address,
             cluster=cluster,
             expected_workers=workers,
-            dashboard_link=cluster.dashboard_link if options["dashboard"] else None,
+            dashboard_link=_dashboard_link(cluster) if options["dashboard"] else None,
         )
+
+
+def _dashboard_link(cluster: Any) -> str | None:
+    port = getattr(getattr(cluster.scheduler, "http_server", None), "port", None)
+    return f"http://{LOOPBACK}:{port}/status" if port else None

@@ -1,0 +1,149 @@
+"""The command line, run as a real subprocess: `daskdeploy run`, errors, backends, profiles."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+PLAIN_SCRIPT = textwrap.dedent(
+    """
+    # A plain dask script: it never imports daskdeploy.
+    import sys
+
+    import dask
+    import dask.array as da
+    import dask.bag as db
+    import dask.dataframe as dd
+    import pandas as pd
+    from distributed import get_client
+
+    def square(x):
+        return x * x
+
+    total = sum(dask.compute(*[dask.delayed(square)(i) for i in range(10)]))
+    array_sum = int(da.arange(1000, chunks=100).sum().compute())
+    bag_count = db.from_sequence(range(100), npartitions=4).filter(lambda x: x % 3 == 0).count()
+    frame = dd.from_pandas(pd.DataFrame({"k": [1, 1, 2], "v": [1.0, 3.0, 5.0]}), npartitions=2)
+    means = frame.groupby("k").v.mean().compute().to_dict()
+    workers = len(get_client().scheduler_info(n_workers=-1)["workers"])
+    print("RESULT", total, array_sum, bag_count.compute(), means, workers, sys.argv[1:])
+    """
+)
+
+
+def test_run_executes_a_plain_dask_script_on_the_deployment(sandbox):
+    script = sandbox.script("plain.py", PLAIN_SCRIPT)
+    result = sandbox.run(sandbox.command("run", "-n", "2", str(script), "--flag", "value"))
+    assert result.returncode == 0, result.stderr
+    assert "RESULT 285 499500 34 {1: 2.0, 2: 5.0} 2 ['--flag', 'value']" in result.stdout
+    assert "on local: 2 workers x 1 thread" in result.stderr
+    sandbox.assert_clean()
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "stderr_fragment"),
+    [
+        ("import sys; sys.exit(7)", 7, ""),
+        ("raise ValueError('bad input file')", 1, "ValueError: bad input file"),
+        ("import sys; sys.exit('fatal: no data')", 1, "fatal: no data"),
+    ],
+)
+def test_run_exits_with_the_script_status(sandbox, body, status, stderr_fragment):
+    script = sandbox.script("ends.py", f"import dask\n{body}\n")
+    result = sandbox.run(sandbox.command("run", "-q", "-n", "1", str(script)))
+    assert result.returncode == status, result.stderr
+    assert stderr_fragment in result.stderr
+    assert "daskdeploy/runner.py" not in result.stderr
+    sandbox.assert_clean()
+
+
+def test_dry_run_prints_the_plan_and_starts_nothing(sandbox):
+    script = sandbox.script("never.py", "raise SystemExit('must not run')\n")
+    result = sandbox.run(
+        sandbox.command("run", "--dry-run", "-n", "3", "-o", "processes=false", str(script), "x")
+    )
+    assert result.returncode == 0, result.stderr
+    assert "workers            = 3  (command line)" in result.stdout
+    assert "processes          = False  (command line)" in result.stdout
+    assert "Dry run: nothing was started." in result.stdout
+    assert "must not run" not in result.stdout + result.stderr
+    sandbox.assert_clean(timeout=1)
+
+
+def test_config_from_environment_variables_reaches_the_plan(sandbox):
+    script = sandbox.script("never.py", "pass\n")
+    sandbox.env["DASK_DASKDEPLOY__LOCAL__WORKERS"] = "3"
+    sandbox.env["DASKDEPLOY_BACKEND"] = "local"
+    result = sandbox.run(sandbox.command("run", "--dry-run", str(script)))
+    assert result.returncode == 0, result.stderr
+    assert "workers            = 3  (dask config daskdeploy.local.workers)" in result.stdout
+    assert "chosen by environment variable DASKDEPLOY_BACKEND" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["run", "-b", "lokal", "S"], "Unknown backend 'lokal'"),
+        (["run", "-o", "wrokers=2", "S"], "Did you mean 'workers'?"),
+        (["run", "-o", "memory_per_worker=lots", "S"], "expected a memory size"),
+        (["run", "-o", "noequals", "S"], "--option expects KEY=VALUE"),
+        (["run", "-n", "0", "S"], "0 is not in the range x>=1"),
+        (["run", "missing.py"], "'missing.py' does not exist"),
+        (["run", "-p", "nosuch", "S"], "Unknown profile 'nosuch'"),
+        (["run", "-n", "2", "-o", "workers=3", "S"], "given twice"),
+        (["profile", "save", "x"], "needs --backend"),
+        (["profile", "delete", "x"], "Cannot delete profile 'x'"),
+    ],
+)
+def test_user_mistakes_get_one_clear_message_and_exit_2(sandbox, args, fragment):
+    script = sandbox.script("S", "raise SystemExit('must not run')\n")
+    args = [str(script) if arg == "S" else arg for arg in args]
+    result = sandbox.run(sandbox.command(*args), timeout=30)
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    assert fragment in result.stderr
+    assert "Traceback" not in result.stderr
+    assert "must not run" not in result.stderr
+    sandbox.assert_clean(timeout=1)
+
+
+def test_malformed_config_yaml_is_reported(sandbox, isolated_config):
+    (isolated_config / "broken.yaml").write_text("daskdeploy:\n  local: [1, 2\n")
+    result = sandbox.run(sandbox.command("backends"), timeout=30)
+    assert result.returncode != 0
+    assert "broken.yaml" in result.stderr
+
+
+def test_backends_lists_local_as_available(sandbox):
+    result = sandbox.run(sandbox.command("backends", "--options"), timeout=30)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].split() == ["BACKEND", "KIND", "AVAILABLE", "DETAILS"]
+    assert lines[1].split()[:3] == ["local", "cluster", "yes"]
+    assert "threads_per_worker = 1" in result.stdout
+
+
+def test_profiles_from_the_command_line(sandbox, isolated_config):
+    saved = sandbox.run(
+        sandbox.command("profile", "save", "pair", "--backend", "local", "-n", "2"), timeout=30
+    )
+    assert saved.returncode == 0, saved.stderr
+    assert (isolated_config / "daskdeploy-profiles.yaml").exists()
+    listed = sandbox.run(sandbox.command("profile", "list"), timeout=30)
+    assert "pair  (local)" in listed.stdout
+    shown = sandbox.run(sandbox.command("profile", "show", "pair"), timeout=30)
+    assert "workers            = 2  (profile 'pair')" in shown.stdout
+    script = sandbox.script("count.py", PLAIN_SCRIPT)
+    ran = sandbox.run(sandbox.command("run", "-q", "--backend", "pair", str(script)))
+    assert ran.returncode == 0, ran.stderr
+    assert " 2 []" in ran.stdout
+    deleted = sandbox.run(sandbox.command("profile", "delete", "pair"), timeout=30)
+    assert deleted.returncode == 0
+    sandbox.assert_clean()
+
+
+def test_python_dash_m_and_help(sandbox):
+    result = sandbox.run(sandbox.command("run", "--help"), timeout=30)
+    assert result.returncode == 0
+    for flag in ("--backend", "--workers", "--threads-per-worker", "--option", "--dry-run"):
+        assert flag in result.stdout

@@ -1,0 +1,132 @@
+"""The local backend started for real: loopback, free ports, GIL defaults, clean close."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from urllib.parse import urlparse
+
+import dask
+import dask.array as da
+import psutil
+from distributed import Client, get_client
+
+import daskdeploy
+
+
+def _children() -> set[int]:
+    return {child.pid for child in psutil.Process().children(recursive=True)}
+
+
+def _live(pids: set[int]) -> set[int]:
+    alive = set()
+    for pid in pids:
+        try:
+            if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+                alive.add(pid)
+        except psutil.NoSuchProcess:
+            continue
+    return alive
+
+
+def test_deploy_returns_a_real_client_with_process_workers():
+    with daskdeploy.deploy("local", workers=2, quiet=True) as client:
+        assert isinstance(client, Client)
+        assert get_client() is client
+        info = client.scheduler_info(n_workers=-1)
+        assert len(info["workers"]) == 2
+        assert {w["nthreads"] for w in info["workers"].values()} == {1}
+        worker_pids = set(client.run(os.getpid).values())
+        assert os.getpid() not in worker_pids
+        assert da.ones((1000, 1000), chunks=100).sum().compute() == 1_000_000
+        assert dask.compute(dask.delayed(sum)([1, 2, 3]))[0] == 6
+    assert not _live(worker_pids)
+
+
+def test_everything_listens_on_loopback_on_free_ports():
+    with (
+        daskdeploy.deploy("local", workers=1, quiet=True) as first,
+        daskdeploy.deploy("local", workers=1, quiet=True) as second,
+    ):
+        for client in (first, second):
+            assert urlparse(client.scheduler.address).hostname == "127.0.0.1"
+            assert urlparse(client.deployment.dashboard_link).hostname == "127.0.0.1"
+            for worker in client.scheduler_info(n_workers=-1)["workers"]:
+                assert urlparse(worker).hostname == "127.0.0.1"
+        assert first.scheduler.address != second.scheduler.address
+        assert first.deployment.dashboard_link != second.deployment.dashboard_link
+        for port in (8786, 8787):
+            assert f":{port}" not in first.scheduler.address + second.scheduler.address
+        assert first.submit(sum, [1]).result() == 1
+        assert second.submit(sum, [2]).result() == 2
+        me = psutil.Process()
+        listening = {
+            conn.laddr.ip
+            for process in [me, *me.children(recursive=True)]
+            for conn in process.net_connections(kind="inet")
+            if conn.status == psutil.CONN_LISTEN
+        }
+        assert listening <= {"127.0.0.1"}, listening
+
+
+def test_scratch_directory_is_private_and_removed_at_close():
+    client = daskdeploy.deploy("local", workers=1, quiet=True)
+    scratch = client.deployment.scratch_dir
+    assert scratch.is_dir() and (scratch.stat().st_mode & 0o777) == 0o700
+    worker_dirs = client.run(lambda dask_worker: dask_worker.local_directory)
+    assert all(Path(d).is_relative_to(scratch) for d in worker_dirs.values())
+    client.close()
+    assert not scratch.exists()
+
+
+def test_close_is_idempotent_and_stops_every_child():
+    before = _children()
+    client = daskdeploy.deploy("local", workers=2, quiet=True)
+    started = _children() - before
+    assert len(started) >= 2
+    client.close()
+    client.close()
+    client.deployment.teardown()
+    assert not _live(started - {p.pid for p in _resource_trackers()})
+
+
+def _resource_trackers() -> list[psutil.Process]:
+    return [
+        child
+        for child in psutil.Process().children()
+        if "resource_tracker" in " ".join(child.cmdline())
+    ]
+
+
+def test_threads_mode_and_memory_limit():
+    with daskdeploy.deploy(
+        "local",
+        workers=1,
+        threads_per_worker=2,
+        processes=False,
+        memory_per_worker="1GiB",
+        quiet=True,
+    ) as client:
+        (worker,) = client.scheduler_info(n_workers=-1)["workers"].values()
+        assert worker["nthreads"] == 2
+        assert worker["memory_limit"] == 2**30
+        assert client.run(os.getpid) == {next(iter(client.run(os.getpid))): os.getpid()}
+        assert urlparse(client.deployment.dashboard_link).hostname == "127.0.0.1"
+
+
+def test_default_is_one_single_threaded_process_per_core():
+    from dask.system import CPU_COUNT
+
+    plan = daskdeploy.plan("local")
+    assert plan.options["threads_per_worker"] == 1 and plan.options["processes"] is True
+    assert f"{CPU_COUNT} worker processes x 1 thread" in plan.describe()
+
+
+def test_summary_line_names_backend_workers_and_dashboard(capsys):
+    with daskdeploy.deploy("local", workers=1, dashboard=False) as client:
+        assert client.deployment.dashboard_link is None
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert line.startswith(f"daskdeploy: {client.deployment.id} on local: 1 worker x 1 thread")
+    with daskdeploy.deploy("local", workers=1, quiet=True):
+        pass
+    assert capsys.readouterr().err == ""
