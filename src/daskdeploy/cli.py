@@ -320,4 +320,9 @@ _add_data_commands()
 
 def main() -> None:
     """Console-script entry point."""
+    try:
+        import dask.config  # noqa: F401  (reads every dask config YAML file)
+    except ValueError as exc:  # dask reports a malformed YAML file this way
+        click.echo(f"Error: {exc}\nFix or remove that file, then try again.", err=True)
+        sys.exit(BAD_INPUT_EXIT)
     cli(prog_name="daskdeploy")
