@@ -130,3 +130,13 @@ def test_summary_line_names_backend_workers_and_dashboard(capsys):
     with daskdeploy.deploy("local", workers=1, quiet=True):
         pass
     assert capsys.readouterr().err == ""
+
+
+def test_without_dashboard_nothing_reaches_for_port_8787(recwarn):
+    with (
+        daskdeploy.deploy("local", workers=1, dashboard=False, quiet=True) as first,
+        daskdeploy.deploy("local", workers=1, dashboard=False, quiet=True) as second,
+    ):
+        assert first.deployment.dashboard_link is None
+        assert second.submit(sum, [1, 1]).result() == 2
+    assert not [w for w in recwarn if "already in use" in str(w.message)]

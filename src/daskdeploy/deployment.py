@@ -157,6 +157,8 @@ class DeployedClient(Client):
         client._owns_deployment = owner
         if owner:
             deployment.client = client
+        else:  # close joined clients before the cluster goes, or they log reconnect errors
+            deployment.add_cleanup("close a client that joined", client.close)
         return client
 
     def close(self, timeout: Any = None) -> Any:

@@ -70,9 +70,14 @@ class LocalBackend(Backend):
             memory_limit=options["memory_per_worker"] or "auto",
             processes=options["processes"],
             **network,
-            dashboard_address=f"{LOOPBACK}:0" if options["dashboard"] else None,
+            # The scheduler's HTTP server (health, metrics) runs even without the dashboard;
+            # a free loopback port keeps it from reaching for 8787.
+            dashboard_address=f"{LOOPBACK}:0",
             local_directory=str(context.scratch_dir),
-            scheduler_kwargs={"local_directory": str(context.scratch_dir)},
+            scheduler_kwargs={
+                "local_directory": str(context.scratch_dir),
+                "dashboard": options["dashboard"],
+            },
         )
         return Running(
             address=cluster.scheduler_address,
