@@ -9,7 +9,7 @@ Two measurements, one run::
    ``distributed.LocalCluster`` + ``Client`` (loopback, free ports, dashboard on both sides).
    One untimed warm-up of each, then the two alternate in pairs (AB, BA, AB, ...) so slow
    drift of the machine cancels out. Target: median total daskdeploy / raw <= 1.05.
-2. **The GIL lesson.** Eight pure-Python CPU-bound tasks on (a) 1 worker x 1 thread,
+2. **The GIL lesson.** Sixteen pure-Python CPU-bound tasks on (a) 1 worker x 1 thread,
    (b) 2 workers x 1 thread and (c) 1 worker x 2 threads, all started with
    ``daskdeploy.deploy``, one at a time; only the compute is timed, and the three take
    turns (abc, bca, cab, ...) for the same reason. Target: (b) >= 1.85x faster than
@@ -56,8 +56,8 @@ THREADS_BAND = (0.8, 1.25)
 BACKGROUND_WARN = 0.2
 """Average CPU cores used by other processes above which the table warns."""
 
-N_TASKS = 8
-TASK_SECONDS = 0.5
+N_TASKS = 16
+TASK_SECONDS = 0.25
 TINY_TASK_SECONDS = 0.1
 DEFAULT_REPEATS = 5
 TINY_REPEATS = 2

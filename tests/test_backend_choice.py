@@ -117,7 +117,8 @@ def installed_plugin(tmp_path, monkeypatch):
                     from distributed import LocalCluster
                     cluster = LocalCluster(n_workers=options["workers"], processes=False,
                                            threads_per_worker=options["threads_per_worker"],
-                                           dashboard_address=None)
+                                           dashboard_address=None,
+                                           local_directory=str(context.scratch_dir))
                     return Running(cluster.scheduler_address, cluster=cluster,
                                    expected_workers=options["workers"] + options["missing"])
             """
@@ -135,7 +136,7 @@ def installed_plugin(tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(tmp_path))
     registry._entry_point_targets.cache_clear()
     registry._load.cache_clear()
-    yield
+    yield tmp_path
     registry._entry_point_targets.cache_clear()
     registry._load.cache_clear()
 
@@ -163,3 +164,16 @@ def test_workers_that_never_connect_give_a_clear_error_and_nothing_left(installe
         daskdeploy.deploy("inprocess", missing=1, timeout=1)
     assert time.monotonic() - started < 10
     assert lifecycle.live() == []
+
+
+def test_cli_lists_plugins_and_reports_a_failed_start_with_status_1(installed_plugin, sandbox):
+    sandbox.env["PYTHONPATH"] = str(installed_plugin)
+    listed = sandbox.run(sandbox.command("backends"), timeout=30)
+    assert "inprocess" in listed.stdout and "tiny_backend_missing" in listed.stdout
+    script = sandbox.script("never.py", "raise SystemExit('must not run')\n")
+    args = ["run", "-b", "inprocess", "-o", "missing=1", "-o", "timeout=1", str(script)]
+    result = sandbox.run(sandbox.command(*args), timeout=60)
+    assert result.returncode == 1, result.stderr
+    assert "Only 1 of 2 workers" in result.stderr and "Traceback" not in result.stderr
+    assert "must not run" not in result.stderr
+    sandbox.assert_clean()

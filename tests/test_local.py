@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -140,3 +141,21 @@ def test_without_dashboard_nothing_reaches_for_port_8787(recwarn):
         assert first.deployment.dashboard_link is None
         assert second.submit(sum, [1, 1]).result() == 2
     assert not [w for w in recwarn if "already in use" in str(w.message)]
+
+
+def test_distributed_settings_in_a_config_block_before_first_deploy(sandbox):
+    """A dask.config.set block entered before distributed is imported must not wipe it."""
+    script = sandbox.script(
+        "settings.py",
+        "import sys, dask, daskdeploy\n"
+        "assert 'distributed' not in sys.modules\n"
+        "with dask.config.set({'distributed.scheduler.worker-saturation': 1.0}):\n"
+        "    with daskdeploy.deploy(workers=1, quiet=True) as client:\n"
+        "        assert client.submit(sum, [1]).result() == 1\n"
+        "with daskdeploy.deploy(workers=1, quiet=True) as client:\n"
+        "    print('SECOND', client.submit(sum, [2]).result())\n",
+    )
+    result = sandbox.run([sys.executable, str(script)])
+    assert result.returncode == 0, result.stderr
+    assert "SECOND 2" in result.stdout
+    sandbox.assert_clean()

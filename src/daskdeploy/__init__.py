@@ -7,8 +7,10 @@
 from its argument, the ``DASKDEPLOY_BACKEND`` environment variable or dask config;
 nothing in the program has to change to move it elsewhere.
 
-Importing this package starts nothing and imports neither distributed nor any backend;
-the public names below load on first use.
+Importing this package starts nothing and imports neither distributed nor any backend
+(it only registers distributed's configuration defaults with dask config, see
+:func:`daskdeploy.config.register_distributed_defaults`); the public names below load on
+first use.
 """
 
 from __future__ import annotations
@@ -70,6 +72,15 @@ if TYPE_CHECKING:
     )
     from .profiles import delete_profile, list_profiles, save_profile
     from .registry import BackendStatus, available_backends
+
+
+def _prepare_config() -> None:
+    from .config import register_distributed_defaults
+
+    register_distributed_defaults()
+
+
+_prepare_config()
 
 
 def __getattr__(name: str) -> Any:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from . import config, lifecycle, profiles, registry, scratch
@@ -77,7 +79,8 @@ class Plan:
         lifecycle.register(deployment)
         try:
             deployment.add_cleanup("restore __main__", hide_main_from_spawn())
-            running = self.backend.start(self.options, StartContext(deployment_id, scratch_dir))
+            with _scratch_as_temporary_directory(scratch_dir):
+                running = self.backend.start(self.options, StartContext(deployment_id, scratch_dir))
             deployment.attach(running)
             client = DeployedClient.for_deployment(deployment, owner=True)
             _wait_for_workers(client, deployment)
@@ -91,6 +94,22 @@ class Plan:
             ) from exc
         deployment.announce()
         return client
+
+
+@contextlib.contextmanager
+def _scratch_as_temporary_directory(scratch_dir: Path) -> Iterator[None]:
+    """While a backend starts, point dask's ``temporary-directory`` at the scratch dir.
+
+    Schedulers and workers created without a ``local_directory`` otherwise leave
+    ``$TMPDIR/dask-scratch-space`` behind. A directory the user configured is kept.
+    """
+    import dask.config
+
+    if dask.config.get("temporary-directory", None):
+        yield
+        return
+    with dask.config.set({"temporary-directory": str(scratch_dir)}):
+        yield
 
 
 def _root_cause(exc: BaseException) -> str:

@@ -124,10 +124,12 @@ def _resource_options(function: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _api_call(function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    from .errors import DaskDeployError
+    from .errors import DaskDeployError, DeploymentError
 
     try:
         return function(*args, **kwargs)
+    except DeploymentError as exc:  # the input was fine; starting failed
+        raise click.ClickException(str(exc)) from None
     except DaskDeployError as exc:
         raise UserError(str(exc)) from None
 
@@ -142,6 +144,10 @@ def cli() -> None:
       daskdeploy run examples/pi.py                 # local workers, one per core
       daskdeploy run -n 2 --dry-run examples/pi.py  # show what would start
       daskdeploy backends                           # where can this machine run?
+
+    \b
+    Exit status: `run` exits with the script's own status; 2 means a mistake in
+    the command line or configuration (nothing was started), 1 that starting failed.
     """
 
 

@@ -93,6 +93,34 @@ def ensure_defaults() -> None:
         )
 
 
+def register_distributed_defaults() -> None:
+    """Put distributed's default configuration into dask config without importing it.
+
+    daskdeploy imports distributed only when a deployment starts. Until then dask config
+    has no ``distributed`` section, and a ``with dask.config.set({"distributed.x": ...}):``
+    block entered before it would, on exit, delete the whole section that importing
+    distributed filled in meanwhile (dask restores "did not exist"), breaking every later
+    cluster with ``KeyError: 'comm'``. Registering the defaults first, exactly as
+    ``distributed/config.py`` does on import, makes such a block restore only its key.
+    """
+    import importlib.util
+
+    import dask.config
+    import yaml
+
+    if "distributed" in dask.config.config:
+        return
+    spec = importlib.util.find_spec("distributed")
+    if spec is None or not spec.origin:
+        return
+    path = Path(spec.origin).with_name("distributed.yaml")
+    try:
+        defaults = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        return  # distributed moved its file; importing it will register them instead
+    dask.config.update_defaults(defaults)
+
+
 def register_backend_defaults(backend: str, defaults: dict[str, Any]) -> None:
     """Register a third-party backend's defaults under ``daskdeploy.<backend>``.
 
