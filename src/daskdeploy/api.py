@@ -115,10 +115,13 @@ def _scratch_as_temporary_directory(scratch_dir: Path) -> Iterator[None]:
 def _root_cause(exc: BaseException) -> str:
     """Describe the innermost cause of a chain like "Cluster failed to start" -> ValueError."""
     messages = [f"{type(exc).__name__}: {exc}"]
-    while exc.__cause__ is not None or (
-        exc.__context__ is not None and not exc.__suppress_context__
-    ):
-        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
+    seen = {id(exc)}
+    while True:
+        cause = exc.__cause__ or (None if exc.__suppress_context__ else exc.__context__)
+        if cause is None or id(cause) in seen:
+            break
+        exc = cause
+        seen.add(id(exc))
         messages.append(f"{type(exc).__name__}: {exc}")
     return messages[0] if len(messages) == 1 else f"{messages[0]} (caused by {messages[-1]})"
 
