@@ -52,6 +52,7 @@ def test_everything_listens_on_loopback_on_free_ports():
         for client in (first, second):
             assert urlparse(client.scheduler.address).hostname == "127.0.0.1"
             assert urlparse(client.deployment.dashboard_link).hostname == "127.0.0.1"
+            assert client.dashboard_link == client.deployment.dashboard_link
             for worker in client.scheduler_info(n_workers=-1)["workers"]:
                 assert urlparse(worker).hostname == "127.0.0.1"
         assert first.scheduler.address != second.scheduler.address
@@ -113,6 +114,7 @@ def test_threads_mode_and_memory_limit():
         assert worker["memory_limit"] == 2**30
         assert client.run(os.getpid) == {next(iter(client.run(os.getpid))): os.getpid()}
         assert urlparse(client.deployment.dashboard_link).hostname == "127.0.0.1"
+        assert client.dashboard_link == client.deployment.dashboard_link
 
 
 def test_default_is_one_single_threaded_process_per_core():

@@ -161,6 +161,14 @@ class DeployedClient(Client):
             deployment.add_cleanup("close a client that joined", client.close)
         return client
 
+    @property
+    def dashboard_link(self) -> str | None:
+        """Link to the deployment's dashboard (as the backend reports it), if one runs."""
+        deployment = getattr(self, "deployment", None)
+        if deployment is not None and deployment.running is not None:
+            return deployment.dashboard_link
+        return super().dashboard_link
+
     def close(self, timeout: Any = None) -> Any:
         """Close the client and, if it owns its deployment, tear the deployment down."""
         try:
