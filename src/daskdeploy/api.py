@@ -175,7 +175,6 @@ def plan_from(
     options_source: str = "keyword argument",
 ) -> Plan:
     """Build a :class:`Plan`; ``options_source`` names where ``options`` came from."""
-    config.ensure_defaults()
     requested, chosen_by = config.requested_backend(backend)
     profile_settings: Mapping[str, Any] = {}
     if profile is None and requested not in registry.backend_names():

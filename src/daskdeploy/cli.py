@@ -236,7 +236,6 @@ def _echo_backend_options(statuses: Iterable[str]) -> None:
         except Exception as exc:
             click.echo(f"\n{name}: cannot list options ({exc})")
             continue
-        config.ensure_defaults()
         section = config.backend_section(name)
         click.echo(f"\n{name} options (dask config daskdeploy.{name}.<option>):")
         for option in backend.options():
