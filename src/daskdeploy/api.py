@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import sys
+import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,6 +62,26 @@ class Plan:
         if what:
             lines += ["Would start:", f"  {what}"]
         return "\n".join(lines)
+
+    def check(self) -> str | None:
+        """Ask the resource manager whether it would accept this deployment.
+
+        Starts and submits nothing (for SLURM: ``sbatch --test-only``). Returns its
+        answer, or ``None`` when the backend has nothing to ask.
+
+        Raises
+        ------
+        BackendUnavailableError
+            The backend cannot run here.
+        DeploymentError
+            The resource manager would reject it; the message quotes why.
+        """
+        availability = self.backend.available()
+        if not availability:
+            raise BackendUnavailableError(
+                f"Backend {self.backend.name!r} cannot run here: {availability.reason}"
+            )
+        return self.backend.check(self.options)
 
     def start(self) -> DeployedClient:
         """Start the deployment and return its client, tearing everything down on failure."""
@@ -127,19 +148,31 @@ def _root_cause(exc: BaseException) -> str:
 
 
 def _wait_for_workers(client: DeployedClient, deployment: Deployment) -> None:
-    expected = deployment.running.expected_workers if deployment.running else 0
-    if not expected:
+    """Wait for the expected workers, asking the backend about trouble once a second."""
+    running = deployment.running
+    expected = running.expected_workers if running else 0
+    if not running or not expected:
         return
     timeout = deployment.options["timeout"]
-    try:
-        client.wait_for_workers(expected, timeout=timeout)
-    except TimeoutError:
-        connected = len(client.scheduler_info(n_workers=-1).get("workers", {}))
-        raise DeploymentError(
-            f"Only {connected} of {expected} workers of the {deployment.backend!r} backend "
-            f"connected within {timeout:g} s. Raise the timeout option if workers start "
-            f"slowly, or ask for fewer workers."
-        ) from None
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            remaining = max(deadline - time.monotonic(), 0.01)
+            client.wait_for_workers(expected, timeout=min(1.0, remaining))
+            return
+        except TimeoutError:
+            pass
+        if running.check is not None:
+            running.check()
+        if time.monotonic() >= deadline:
+            break
+    connected = len(client.scheduler_info(n_workers=-1).get("workers", {}))
+    diagnosis = running.diagnose() if running.diagnose is not None else ""
+    raise DeploymentError(
+        f"Only {connected} of {expected} workers of the {deployment.backend!r} backend "
+        f"connected within {timeout:g} s. Raise the timeout option if workers start "
+        f"slowly, or ask for fewer workers." + (f"\n{diagnosis}" if diagnosis else "")
+    )
 
 
 def _auto_backend() -> str:
@@ -211,6 +244,7 @@ def plan_from(
         (options_source, options),
     ]
     resolved = resolve_options(chosen.name, chosen.options(), layers)
+    chosen.validate(resolved)
     return Plan(chosen, resolved, chosen_by, profile)
 
 

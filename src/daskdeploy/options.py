@@ -20,7 +20,9 @@ __all__ = [
     "COMMON_OPTIONS",
     "Option",
     "ResolvedOptions",
+    "adapt_range",
     "boolean",
+    "duration_or_keyword",
     "duration_seconds",
     "memory_size",
     "resolve_options",
@@ -48,12 +50,16 @@ class Option:
     nullable
         Whether ``None`` is accepted; it means "choose automatically" and the help text
         says what the automatic choice is.
+    aliases
+        Other names accepted for this option (e.g. dask-jobqueue's ``queue`` for
+        ``partition``).
     """
 
     name: str
     convert: Converter
     help: str
     nullable: bool = False
+    aliases: tuple[str, ...] = ()
 
     def check(self, value: Any) -> Any:
         """Return the converted value or raise ``ValueError``."""
@@ -143,6 +149,57 @@ def duration_seconds(value: Any) -> float:
     if seconds is None or seconds <= 0:
         raise ValueError(f"expected a positive duration, got {value!r}")
     return float(seconds)
+
+
+def duration_or_keyword(*keywords: str) -> Converter:
+    """Converter for a duration (seconds, as :func:`duration_seconds`) or one of ``keywords``.
+
+    >>> duration_or_keyword("auto", "off")("AUTO"), duration_or_keyword("auto")("90s")
+    ('auto', 90.0)
+    """
+
+    def convert(value: Any) -> float | str:
+        if isinstance(value, str) and value.strip().lower() in keywords:
+            return value.strip().lower()
+        try:
+            return duration_seconds(value)
+        except ValueError:
+            choices = "".join(f"'{word}', " for word in keywords)
+            raise ValueError(
+                f"expected {choices}a number of seconds or a duration such as '50 minutes', "
+                f"got {value!r}"
+            ) from None
+
+    return convert
+
+
+def adapt_range(value: Any) -> tuple[int, int]:
+    """Converter for an adaptive range: ``[min, max]``, ``"min,max"``, ``"min:max"`` or a
+    mapping with ``minimum``/``maximum``.
+
+    >>> adapt_range([0, 4]), adapt_range("1:8"), adapt_range({"maximum": 3})
+    ((0, 4), (1, 8), (0, 3))
+    """
+    expected = "expected [minimum, maximum] workers such as [0, 8] or '0:8'"
+    if isinstance(value, Mapping):
+        unknown = set(value) - {"minimum", "maximum"}
+        if unknown or "maximum" not in value:
+            raise ValueError(f"{expected}, or {{minimum: 0, maximum: 8}}; got {value!r}")
+        pair: Any = [value.get("minimum", 0), value["maximum"]]
+    elif isinstance(value, str):
+        pair = [part.strip() for part in value.replace(":", ",").split(",")]
+    else:
+        pair = value
+    if not isinstance(pair, Sequence) or isinstance(pair, str) or len(pair) != 2:
+        raise ValueError(f"{expected}, got {value!r}")
+    try:
+        minimum = whole_number(0)(pair[0])
+        maximum = whole_number(1)(pair[1])
+    except ValueError:
+        raise ValueError(f"{expected}, got {value!r}") from None
+    if minimum > maximum:
+        raise ValueError(f"the minimum ({minimum}) is above the maximum ({maximum})")
+    return (minimum, maximum)
 
 
 COMMON_OPTIONS: tuple[Option, ...] = (
@@ -242,12 +299,14 @@ def resolve_options(
         the option's converter rejects (naming where the value came from).
     """
     options = {option.name: option for option in declared}
+    aliases = {alias: option.name for option in declared for alias in option.aliases}
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}
     for source, layer in layers:
         for raw_name, value in layer.items():
-            name = str(raw_name).replace("-", "_")
-            where = source.format(name=name)
+            given = str(raw_name).replace("-", "_")
+            name = aliases.get(given, given)
+            where = source.format(name=given)
             if name not in options:
                 raise OptionError(
                     f"Unknown option {name!r} for backend {backend!r} (from {where})."

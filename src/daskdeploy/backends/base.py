@@ -93,6 +93,13 @@ class Running:
         Dashboard URL, or ``None`` when no dashboard runs.
     stop
         Callables run at close, last registered first, after the client is closed.
+    check
+        Called about once a second while daskdeploy waits for the workers; raises
+        :class:`~daskdeploy.DeploymentError` as soon as the wait is known to be hopeless
+        (e.g. the job system refused the jobs).
+    diagnose
+        Returns text that explains missing workers (e.g. jobs pending and why); appended
+        to the time-out message.
     """
 
     address: str
@@ -101,6 +108,8 @@ class Running:
     expected_workers: int = 0
     dashboard_link: str | None = None
     stop: list[Callable[[], Any]] = field(default_factory=list)
+    check: Callable[[], None] | None = None
+    diagnose: Callable[[], str] | None = None
 
 
 class Backend(abc.ABC):
@@ -137,12 +146,28 @@ class Backend(abc.ABC):
         """
         return False
 
+    def validate(self, options: ResolvedOptions) -> None:
+        """Reject combinations of option values that cannot work together.
+
+        Called by :func:`daskdeploy.plan` after each value was checked on its own; raise
+        :class:`~daskdeploy.OptionError` saying what to change. The default accepts all.
+        """
+        return None
+
     def describe(self, options: ResolvedOptions) -> str:
         """Return a human-readable account of what :meth:`start` would start.
 
         Shown by ``daskdeploy run --dry-run``; starts nothing.
         """
         return ""
+
+    def check(self, options: ResolvedOptions) -> str | None:
+        """Ask the resource manager whether it would accept this deployment; start nothing.
+
+        Returns its answer as text, or ``None`` when the backend has nothing to ask.
+        Raises :class:`~daskdeploy.DeploymentError` naming what would be rejected.
+        """
+        return None
 
     @abc.abstractmethod
     def start(self, options: ResolvedOptions, context: StartContext) -> Running:
