@@ -153,7 +153,13 @@ def cli() -> None:
 
 @cli.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
 @_resource_options
-@click.option("--dry-run", is_flag=True, help="Print what would start, start nothing.")
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Print what would start (for slurm: the job script) and ask the resource manager "
+    "whether it would accept it (sbatch --test-only); start and submit nothing.",
+)
+@click.option("--no-check", is_flag=True, help="With --dry-run: do not ask the resource manager.")
 @click.option("--quiet", "-q", is_flag=True, help="Do not print the deployment summary.")
 @click.argument("script", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.argument("script_args", nargs=-1, type=click.UNPROCESSED)
@@ -165,6 +171,7 @@ def run(
     memory_per_worker: str | None,
     assignments: tuple[str, ...],
     dry_run: bool,
+    no_check: bool,
     quiet: bool,
     script: Path,
     script_args: tuple[str, ...],
@@ -179,7 +186,8 @@ def run(
     Examples:
       daskdeploy run examples/pi.py --samples 100000000
       daskdeploy run --workers 2 --option processes=true my_analysis.py input.csv
-      daskdeploy run --backend local --dry-run my_analysis.py
+      daskdeploy run --backend slurm -n 8 --option walltime=01:00:00 my_analysis.py
+      daskdeploy run --backend slurm --dry-run my_analysis.py   # job script + sbatch check
     """
     from . import lifecycle
     from .api import plan_from
@@ -190,6 +198,8 @@ def run(
     if dry_run:
         click.echo(deployment_plan.describe())
         click.echo(f"Script: {script} {' '.join(script_args)}".rstrip())
+        if not no_check:
+            _echo_check(deployment_plan)
         click.echo("Dry run: nothing was started.")
         return
     try:
@@ -205,6 +215,22 @@ def run(
         lifecycle.set_ambient(None)
         client.close()
     sys.exit(status)
+
+
+def _echo_check(deployment_plan: Any) -> None:
+    """Print the resource manager's verdict on the plan; fail (exit 1) if it would reject it."""
+    from .errors import BackendUnavailableError, DeploymentError
+
+    try:
+        verdict = deployment_plan.check()
+    except BackendUnavailableError as exc:
+        click.echo(f"Check: skipped, {exc}")
+        return
+    except DeploymentError as exc:
+        click.echo("Check: REJECTED")
+        raise click.ClickException(str(exc)) from None
+    if verdict:
+        click.echo(f"Check: accepted. {verdict}")
 
 
 @cli.command()

@@ -31,6 +31,7 @@ ENTRY_POINT_GROUP = "daskdeploy.backends"
 #: Built-in backends, as ``"module:Class"`` import paths, in ``auto`` detection order.
 BUILTIN_BACKENDS: dict[str, str] = {
     "local": "daskdeploy.backends.local:LocalBackend",
+    "slurm": "daskdeploy.backends.slurm:SlurmBackend",
 }
 
 

@@ -1,0 +1,547 @@
+"""The ``slurm`` backend: workers arrive as SLURM batch jobs (dask-jobqueue's SLURMCluster).
+
+The client and scheduler run where ``deploy()`` is called (a login node or a small driver
+job); every worker job runs ``dask worker`` and connects back. What daskdeploy adds to
+plain dask-jobqueue:
+
+* checks before anything is submitted: the SLURM commands exist, the controller answers,
+  and ``sbatch --test-only`` accepts the job script (bad partition, impossible memory);
+* a submission that SLURM refuses raises with ``sbatch``'s message instead of a log line
+  followed by a time-out; workers that do not arrive are explained with ``squeue``'s
+  state and reason per job, and the output of jobs that already ended;
+* jobs started together go in one job array (faster, and kinder to the controller);
+* every job carries the deployment id as its name, so close, an exception, SIGINT or
+  SIGTERM cancel exactly this deployment's jobs and wait until SLURM has let them go;
+* workers retire before the job's time limit (``--lifetime`` with a stagger), so an
+  adaptive cluster replaces them without losing work;
+* each worker spills to a private directory in the node's ``$TMPDIR``, removed when its
+  job ends, and job output goes to a per-deployment log directory removed at close.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import ipaddress
+import os
+import socket
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, ClassVar
+
+from .. import slurmctl
+from ..commands import CommandError
+from ..errors import DeploymentError, OptionError
+from ..jobscripts import worker_lifetime
+from ..options import (
+    Option,
+    ResolvedOptions,
+    adapt_range,
+    boolean,
+    duration_or_keyword,
+    duration_seconds,
+    memory_size,
+    text,
+    text_list,
+    whole_number,
+)
+from .base import Availability, Backend, Running, StartContext
+
+__all__ = ["SlurmBackend", "default_log_root"]
+
+WORKER_DIR_VARIABLE = "DASKDEPLOY_WORKER_DIR"
+_DRY_RUN_ID = "dd-<id>"
+
+
+def default_log_root() -> Path:
+    """Directory under which per-deployment job output goes by default.
+
+    ``$XDG_CACHE_HOME/daskdeploy/slurm-logs`` (``~/.cache/...``): home directories are
+    shared with compute nodes on nearly every cluster, while ``/tmp`` is not.
+    """
+    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(cache) / "daskdeploy" / "slurm-logs"
+
+
+def _walltime(value: Any) -> str:
+    text_value = text(value)
+    slurmctl.parse_walltime(text_value)
+    return text_value
+
+
+class SlurmBackend(Backend):
+    """Worker processes in SLURM batch jobs, submitted from here (dask-jobqueue)."""
+
+    name = "slurm"
+    kind = "cluster"
+    summary = "SLURM batch jobs as workers (dask-jobqueue), scale and adapt"
+    extra_options: ClassVar[tuple[Option, ...]] = (
+        Option("processes", whole_number(1), "Worker processes per job."),
+        Option(
+            "cores",
+            whole_number(1),
+            "CPU cores per job (null: processes x threads_per_worker); each worker gets "
+            "cores / processes threads.",
+            nullable=True,
+        ),
+        Option(
+            "memory",
+            memory_size,
+            "Memory per job, e.g. '8GB' (null: processes x memory_per_worker).",
+            nullable=True,
+        ),
+        Option("walltime", _walltime, "Time limit of each job, e.g. '01:00:00'."),
+        Option(
+            "partition",
+            text,
+            "SLURM partition (sbatch -p); null: the cluster's default partition.",
+            nullable=True,
+            aliases=("queue",),
+        ),
+        Option("account", text, "Account to charge (sbatch -A).", nullable=True),
+        Option("qos", text, "Quality of service (sbatch --qos).", nullable=True),
+        Option(
+            "job_extra_directives",
+            text_list,
+            "More #SBATCH lines, e.g. ['--constraint=haswell', '--gres=gpu:1'].",
+        ),
+        Option(
+            "job_directives_skip",
+            text_list,
+            "Drop generated #SBATCH lines containing any of these texts (e.g. '--mem').",
+        ),
+        Option(
+            "job_script_prologue",
+            text_list,
+            "Shell lines run before the worker starts, e.g. ['module load python'].",
+        ),
+        Option("worker_extra_args", text_list, "More arguments for `dask worker`."),
+        Option(
+            "adapt",
+            adapt_range,
+            "Start adaptive: [minimum, maximum] workers, grown under load and shrunk when "
+            "idle (null: a fixed number of workers).",
+            nullable=True,
+        ),
+        Option(
+            "job_array",
+            boolean,
+            "Submit jobs started together as one job array (faster, fewer sbatch calls).",
+        ),
+        Option(
+            "lifetime",
+            duration_or_keyword("auto", "off"),
+            "When workers retire: 'auto' (before the walltime, staggered), 'off', or a "
+            "duration such as '50 minutes'.",
+        ),
+        Option(
+            "death_timeout",
+            duration_seconds,
+            "Seconds a worker waits for a lost scheduler before exiting its job.",
+        ),
+        Option(
+            "interface",
+            text,
+            "Network interface the scheduler and workers use, e.g. 'ib0' (null: automatic).",
+            nullable=True,
+        ),
+        Option(
+            "scheduler_host",
+            text,
+            "Address the scheduler listens on (null: the address through which this host "
+            "reaches the partition's nodes; 127.0.0.1 when the nodes are this host).",
+            nullable=True,
+        ),
+        Option(
+            "local_directory",
+            text,
+            "Worker spill directory on the node (null: a private directory in the node's "
+            "$TMPDIR, removed when the job ends).",
+            nullable=True,
+        ),
+        Option(
+            "log_directory",
+            text,
+            "Directory for job output, kept (null: a per-deployment directory under "
+            "~/.cache/daskdeploy/slurm-logs, removed at close unless keep_logs).",
+            nullable=True,
+        ),
+        Option("keep_logs", boolean, "Keep the default job output directory after close."),
+        Option(
+            "python",
+            text,
+            "Python that runs the workers on the nodes (null: this Python).",
+            nullable=True,
+        ),
+        Option("nanny", boolean, "Run a nanny that restarts a worker that dies."),
+        Option(
+            "worker_dashboard",
+            boolean,
+            "Serve a dashboard from every worker. Off by default: it listens on the node's "
+            "network and loading it adds about half a second of CPU to each worker's start.",
+        ),
+    )
+
+    def available(self) -> Availability:
+        """Available when dask-jobqueue is installed and the SLURM commands are on PATH."""
+        if importlib.util.find_spec("dask_jobqueue") is None:
+            return Availability.missing(
+                "dask-jobqueue is not installed. Install it with: pip install 'daskdeploy[slurm]'"
+            )
+        missing = slurmctl.tools_missing_reason()
+        if missing:
+            return Availability.missing(missing)
+        return Availability.ok()
+
+    def validate(self, options: ResolvedOptions) -> None:
+        """Reject inconsistent combinations (cores vs threads, workers with adapt)."""
+        _Layout.from_options(options)
+        if options["adapt"] is not None and options["workers"] is not None:
+            raise OptionError(
+                "Give either workers (a fixed number) or adapt=[minimum, maximum], not both."
+            )
+
+    def describe(self, options: ResolvedOptions) -> str:
+        """Summarise the jobs and show the job script each would run."""
+        layout = _Layout.from_options(options)
+        if options["adapt"] is not None:
+            count = f"Adaptive between {options['adapt'][0]} and {options['adapt'][1]} workers"
+        else:
+            workers = options["workers"] or layout.processes
+            jobs = layout.jobs_for(workers)
+            count = f"{jobs} job(s) for {jobs * layout.processes} worker(s)"
+            if options["job_array"] and jobs > 1:
+                count += ", submitted as one job array"
+        lines = [f"{count}. {layout.describe()}"]
+        if importlib.util.find_spec("dask_jobqueue") is None:
+            lines.append("(install dask-jobqueue to see the job script)")
+        else:
+            lines.append("Job script:")
+            lines += [f"    {line}" for line in _preview_script(options).splitlines()]
+        return "\n".join(lines)
+
+    def check(self, options: ResolvedOptions) -> str:
+        """Ask SLURM (``sbatch --test-only``) whether it would accept the job script."""
+        _preflight_tools()
+        try:
+            slurmctl.check_controller()
+            return slurmctl.test_submit(_preview_script(options))
+        except CommandError as exc:
+            raise DeploymentError(_rejection_message(exc, options)) from None
+
+    def start(self, options: ResolvedOptions, context: StartContext) -> Running:
+        """Check with SLURM, start the scheduler here, submit the worker jobs."""
+        from .slurm_jobs import ArraySubmitter, DeploySLURMCluster
+
+        self.check(options)
+        layout = _Layout.from_options(options)
+        log_dir = _log_directory(options, context)
+        script_dir = context.scratch_dir / "job-scripts"
+        script_dir.mkdir()
+        submitter = ArraySubmitter(script_dir, use_arrays=options["job_array"])
+        job_name = context.deployment_id
+        cluster = DeploySLURMCluster(
+            name=job_name,
+            scheduler_options=_scheduler_options(options),
+            submitter=submitter,
+            **_job_kwargs(options, job_name, log_dir.path),
+        )
+        stop: list[Callable[[], Any]] = [log_dir.remove, lambda: _cancel_all(job_name)]
+        try:
+            if options["adapt"] is not None:
+                minimum, maximum = options["adapt"]
+                cluster.adapt(minimum=minimum, maximum=maximum)
+                expected = minimum
+            else:
+                jobs = layout.jobs_for(options["workers"] or layout.processes)
+                cluster.scale(jobs=jobs)
+                expected = jobs * layout.processes
+        except BaseException:
+            _close_quietly(cluster)
+            for step in reversed(stop):
+                step()
+            raise
+        watcher = _StartupWatcher(submitter, job_name, log_dir.path, options)
+        return Running(
+            address=cluster.scheduler_address,
+            cluster=cluster,
+            expected_workers=expected,
+            dashboard_link=_dashboard_link(cluster) if options["dashboard"] else None,
+            stop=stop,
+            check=watcher.check,
+            diagnose=watcher.diagnose,
+        )
+
+
+# --- layout: jobs, processes, cores, memory ------------------------------------------------
+
+
+class _Layout:
+    """How workers map onto jobs: processes, cores and memory per job."""
+
+    def __init__(self, processes: int, cores: int, memory: int, threads: int) -> None:
+        self.processes = processes
+        self.cores = cores
+        self.memory = memory
+        self.threads = threads
+
+    @classmethod
+    def from_options(cls, options: ResolvedOptions) -> _Layout:
+        processes = options["processes"]
+        cores = options["cores"] or processes * options["threads_per_worker"]
+        if cores % processes:
+            raise OptionError(
+                f"cores ({cores}) must be a multiple of processes ({processes}) so every "
+                f"worker gets the same number of threads."
+            )
+        threads = cores // processes
+        explicit_threads = options.sources.get("threads_per_worker", "default") != "default"
+        if options["cores"] and explicit_threads and threads != options["threads_per_worker"]:
+            raise OptionError(
+                f"cores={cores} with processes={processes} gives {threads} thread(s) per "
+                f"worker, but threads_per_worker={options['threads_per_worker']} was asked "
+                f"for. Set only one of cores and threads_per_worker."
+            )
+        memory = options["memory"] or processes * options["memory_per_worker"]
+        return cls(processes, cores, memory, threads)
+
+    def jobs_for(self, workers: int) -> int:
+        return -(-workers // self.processes)
+
+    def describe(self) -> str:
+        from dask.utils import format_bytes
+
+        return (
+            f"SLURM jobs of {self.processes} worker process(es) x {self.threads} thread(s): "
+            f"{self.cores} core(s) and {format_bytes(self.memory)} per job."
+        )
+
+
+# --- job script ---------------------------------------------------------------------------
+
+
+def _job_kwargs(options: ResolvedOptions, job_name: str, log_dir: str) -> dict[str, Any]:
+    """Keyword arguments of dask-jobqueue's SLURMJob for these options."""
+    layout = _Layout.from_options(options)
+    directives = [f"--output={log_dir}/%x-%j.out", f"--comment=daskdeploy:{job_name}"]
+    if options["qos"]:
+        directives.append(f"--qos={options['qos']}")
+    prologue = list(options["job_script_prologue"])
+    local_directory = options["local_directory"]
+    if local_directory is None:
+        template = f"${{TMPDIR:-/tmp}}/daskdeploy-{job_name}-XXXXXX"
+        prologue += [
+            f'{WORKER_DIR_VARIABLE}="$(mktemp -d "{template}")"',
+            f"trap 'rm -rf \"${WORKER_DIR_VARIABLE}\"' EXIT",
+        ]
+        local_directory = f'"${WORKER_DIR_VARIABLE}"'
+    worker_args = [] if options["worker_dashboard"] else ["--no-dashboard"]
+    if options["lifetime"] == "auto":
+        worker_args += worker_lifetime(slurmctl.parse_walltime(options["walltime"])).worker_args()
+    elif options["lifetime"] != "off":
+        worker_args += ["--lifetime", f"{options['lifetime']:g}s"]
+    worker_args += options["worker_extra_args"]
+    return {
+        "cores": layout.cores,
+        "memory": layout.memory,
+        "processes": layout.processes,
+        "queue": options["partition"],
+        "account": options["account"],
+        "walltime": options["walltime"],
+        "job_name": job_name,
+        "job_extra_directives": directives + list(options["job_extra_directives"]),
+        "job_directives_skip": list(options["job_directives_skip"]),
+        "job_script_prologue": prologue,
+        "worker_extra_args": worker_args,
+        "local_directory": local_directory,
+        "death_timeout": int(options["death_timeout"]),
+        "python": options["python"] or sys.executable,
+        "nanny": options["nanny"],
+        "interface": options["interface"],
+        "log_directory": None,
+    }
+
+
+def _preview_script(options: ResolvedOptions) -> str:
+    """The job script a worker job would run, with placeholders for run-time values."""
+    from .slurm_jobs import DeploySLURMJob
+
+    log_dir = options["log_directory"] or str(default_log_root() / _DRY_RUN_ID)
+    job = DeploySLURMJob(
+        scheduler="tcp://<scheduler-address>:<port>",
+        name="<worker-name>",
+        config_name="slurm",
+        **_job_kwargs(options, _DRY_RUN_ID, log_dir),
+    )
+    return job.job_script()
+
+
+# --- scheduler address ------------------------------------------------------------------
+
+
+def _scheduler_options(options: ResolvedOptions) -> dict[str, Any]:
+    scheduler: dict[str, Any] = {
+        "port": 0,
+        "dashboard": options["dashboard"],
+        "dashboard_address": "127.0.0.1:0",
+    }
+    if options["scheduler_host"]:
+        scheduler["host"] = options["scheduler_host"]
+    elif options["interface"]:
+        scheduler["interface"] = options["interface"]
+    else:
+        scheduler["host"] = _address_facing_nodes(options["partition"])
+    return scheduler
+
+
+def _address_facing_nodes(partition: str | None) -> str:
+    """This host's address on the route to the partition's first node (loopback if local)."""
+    from distributed.utils import get_ip
+
+    try:
+        nodes = slurmctl.node_addresses(partition)
+    except CommandError:
+        nodes = []
+    if not nodes:
+        return get_ip()
+    if all(_is_loopback(node) for node in nodes):
+        return "127.0.0.1"
+    return get_ip(nodes[0])
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        pass
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(socket.gethostbyname(host)).is_loopback
+    except (OSError, ValueError):
+        return False
+
+
+def _dashboard_link(cluster: Any) -> str | None:
+    port = getattr(getattr(cluster.scheduler, "http_server", None), "port", None)
+    return f"http://127.0.0.1:{port}/status" if port else None
+
+
+# --- logs, checks and clean-up ----------------------------------------------------------
+
+
+class _LogDirectory:
+    def __init__(self, path: Path, owned: bool) -> None:
+        self.path = path
+        self.owned = owned
+
+    def remove(self) -> None:
+        if self.owned:
+            import shutil
+
+            shutil.rmtree(self.path, ignore_errors=True)
+
+
+def _log_directory(options: ResolvedOptions, context: StartContext) -> _LogDirectory:
+    if options["log_directory"]:
+        path = Path(options["log_directory"]).expanduser()
+        path.mkdir(parents=True, exist_ok=True)
+        return _LogDirectory(path, owned=False)
+    path = default_log_root() / context.deployment_id
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return _LogDirectory(path, owned=not options["keep_logs"])
+
+
+def _preflight_tools() -> None:
+    missing = slurmctl.tools_missing_reason()
+    if missing:
+        raise DeploymentError(f"Cannot submit SLURM jobs: {missing}")
+
+
+def _rejection_message(exc: CommandError, options: ResolvedOptions) -> str:
+    said = exc.result.output_tail() if exc.result else str(exc)
+    hints = []
+    lowered = said.lower()
+    if "partition" in lowered:
+        hints.append("check the partition option (`sinfo -s` lists partitions)")
+    if "memory" in lowered or "node configuration" in lowered:
+        hints.append(
+            "ask for less memory, cores or time per job (`sinfo -o '%P %c %m %l'` shows "
+            "what nodes offer)"
+        )
+    if "account" in lowered or "qos" in lowered:
+        hints.append("check the account and qos options (`sacctmgr show assoc user=$USER`)")
+    hint = f" Hint: {'; '.join(hints)}." if hints else ""
+    if exc.result is None or exc.result.args[:1] != ("sbatch",):
+        return f"SLURM is not usable from here: {exc}"
+    return f"SLURM would reject the worker job script: {said}.{hint} Nothing was submitted."
+
+
+def _cancel_all(job_name: str) -> None:
+    left = slurmctl.cancel_jobs(job_name)
+    if left:
+        raise DeploymentError(
+            f"SLURM still lists jobs of {job_name} 30 s after scancel: "
+            f"{', '.join(job.describe() for job in left)}"
+        )
+
+
+def _close_quietly(cluster: Any) -> None:
+    # The failure being reported is the earlier one; a second from close() would hide it.
+    with contextlib.suppress(Exception):
+        cluster.close()
+
+
+class _StartupWatcher:
+    """Explains, while ``deploy()`` waits for workers, why they are not there yet."""
+
+    def __init__(self, submitter: Any, job_name: str, log_dir: Path, options: ResolvedOptions):
+        self.submitter = submitter
+        self.job_name = job_name
+        self.log_dir = log_dir
+        self.options = options
+        self._last_poll = 0.0
+
+    def check(self) -> None:
+        """Raise as soon as the wait is known to be hopeless."""
+        if self.submitter.failures:
+            raise DeploymentError(f"SLURM refused the worker jobs: {self.submitter.failures[0]}")
+        if time.monotonic() - self._last_poll < 2.0 or not self.submitter.submitted:
+            return
+        self._last_poll = time.monotonic()
+        listed = {job.id for job in slurmctl.list_jobs(self.job_name)}
+        ended = [job_id for job_id in self.submitter.submitted if job_id not in listed]
+        if ended:
+            raise DeploymentError(
+                f"Worker job(s) {', '.join(ended)} ended before their workers connected."
+                + self._log_tails(ended)
+            )
+
+    def diagnose(self) -> str:
+        """Describe every job of the deployment: state and SLURM's reason."""
+        try:
+            jobs = slurmctl.list_jobs(self.job_name)
+        except CommandError as exc:
+            return f"(squeue failed: {exc})"
+        if not jobs:
+            return "SLURM lists no job of this deployment." + self._log_tails(
+                self.submitter.submitted
+            )
+        states = "; ".join(job.describe() for job in jobs)
+        text = f"Worker jobs: {states}."
+        if any(job.state == "PENDING" for job in jobs):
+            text += " Pending jobs wait for SLURM (see the reason); raise timeout to wait longer."
+        return text
+
+    def _log_tails(self, job_ids: list[str]) -> str:
+        tails = []
+        for job_id in job_ids[:3]:
+            path = self.log_dir / f"{self.job_name}-{job_id}.out"
+            try:
+                lines = path.read_text(errors="replace").strip().splitlines()[-15:]
+            except OSError:
+                continue
+            tails.append(f"\n--- {path} (last lines) ---\n" + "\n".join(lines))
+        return "".join(tails)

@@ -1,0 +1,148 @@
+"""dask-jobqueue's SLURM job, submitted in batches as job arrays and failing loudly.
+
+Imported only when the ``slurm`` backend starts (it imports :mod:`dask_jobqueue`).
+
+dask-jobqueue submits one ``sbatch`` per job. When the cluster scales up, all new jobs
+start in the same event-loop turn; :class:`ArraySubmitter` collects them and submits one
+job array instead, which gets many jobs running sooner and spares the controller. Array
+task ``i`` runs the worker that the ``i``-th job would have run, under the same name, so
+dask-jobqueue's bookkeeping (scale down, adapt, close) works unchanged: each job's id is
+``<array id>_<i>`` and ``scancel`` accepts it.
+
+dask-jobqueue only logs a failed ``sbatch``; here the failure is also recorded so the
+backend can raise it with ``sbatch``'s own message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import signal
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from distributed.core import Status
+
+from .. import slurmctl
+from ..jobscripts import as_array_script
+
+
+@contextlib.contextmanager
+def _sigint_kept() -> Iterator[None]:
+    """Keep the SIGINT handler that was in place before the block.
+
+    dask_jobqueue 0.9's ``runner`` module, imported by the package, installs a SIGINT
+    handler that calls ``sys.exit()``: Ctrl-C would then end a script with status 0, as if
+    it had succeeded.
+    """
+    previous = signal.getsignal(signal.SIGINT)
+    try:
+        yield
+    finally:
+        if previous is not None and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, previous)
+
+
+with _sigint_kept():
+    from dask_jobqueue.slurm import SLURMCluster, SLURMJob
+
+__all__ = ["ArraySubmitter", "DeploySLURMCluster", "DeploySLURMJob"]
+
+logger = logging.getLogger(__name__)
+
+
+class ArraySubmitter:
+    """Collects job submissions made together and sends them to SLURM as one array.
+
+    Parameters
+    ----------
+    script_dir
+        Directory where submitted scripts are written (kept for inspection until close).
+    use_arrays
+        Submit batches of more than one job as a job array; otherwise one ``sbatch`` each.
+    """
+
+    def __init__(self, script_dir: Path, *, use_arrays: bool = True) -> None:
+        self.script_dir = script_dir
+        self.use_arrays = use_arrays
+        self.failures: list[str] = []
+        self.submitted: list[str] = []
+        self._pending: list[tuple[DeploySLURMJob, asyncio.Future[str]]] = []
+        self._flush: asyncio.Task[None] | None = None
+        self._counter = itertools.count()
+
+    async def submit(self, job: DeploySLURMJob) -> str:
+        """Queue ``job`` for the next batch and return its SLURM job id once submitted."""
+        future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self._pending.append((job, future))
+        if self._flush is None:
+            self._flush = asyncio.ensure_future(self._submit_batch())
+        return await future
+
+    async def _submit_batch(self) -> None:
+        # Let every job started in this turn of the loop join the batch.
+        await asyncio.sleep(0.02)
+        batch, self._pending, self._flush = self._pending, [], None
+        try:
+            if self.use_arrays and len(batch) > 1:
+                ids = await self._submit_array([job for job, _ in batch])
+            else:
+                ids = [await self._submit_one(job) for job, _ in batch]
+        except Exception as exc:
+            message = str(exc)
+            self.failures.append(message)
+            logger.error("Submitting %d worker job(s) failed: %s", len(batch), message)
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        self.submitted.extend(ids)
+        for (_, future), job_id in zip(batch, ids, strict=True):
+            future.set_result(job_id)
+
+    def _write(self, script: str) -> Path:
+        path = self.script_dir / f"workers-{next(self._counter)}.sh"
+        path.write_text(script)
+        return path
+
+    async def _submit_one(self, job: DeploySLURMJob) -> str:
+        path = self._write(job.job_script())
+        return await asyncio.to_thread(slurmctl.submit, path)
+
+    async def _submit_array(self, jobs: list[DeploySLURMJob]) -> list[str]:
+        script = as_array_script(jobs[0].job_script(), [job.name for job in jobs], jobs[0].name)
+        path = self._write(script)
+        array_id = await asyncio.to_thread(slurmctl.submit, path, array_size=len(jobs))
+        return [f"{array_id}_{index}" for index in range(len(jobs))]
+
+
+class DeploySLURMJob(SLURMJob):
+    """A SLURM worker job submitted through an :class:`ArraySubmitter`."""
+
+    def __init__(self, *args: Any, submitter: ArraySubmitter | None = None, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self._submitter = submitter
+
+    async def start(self) -> None:
+        """Submit the job; on failure mark it failed so closing the cluster stays clean."""
+        if self._submitter is None:
+            await super().start()
+            return
+        try:
+            self.job_id = await self._submitter.submit(self)
+        except BaseException:
+            self.status = Status.failed
+            raise
+        logger.debug("Worker %s is SLURM job %s", self.name, self.job_id)
+        # ProcessInterface.start: mark running and signal readiness.
+        self.status = Status.running
+
+
+class DeploySLURMCluster(SLURMCluster):
+    """:class:`dask_jobqueue.SLURMCluster` whose jobs are :class:`DeploySLURMJob`."""
+
+    job_cls = DeploySLURMJob

@@ -1,0 +1,252 @@
+"""Talking to SLURM through its client commands: check, submit, list and cancel jobs.
+
+Shared by the backends that use SLURM. Every call has a deadline and failures carry what
+the SLURM command printed (see :mod:`daskdeploy.commands`). Jobs are found by their job
+name, which daskdeploy sets to the deployment id, so only a deployment's own jobs are ever
+listed or cancelled.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .commands import CommandError, missing_commands, run_command
+
+__all__ = [
+    "CLIENT_COMMANDS",
+    "SlurmJob",
+    "cancel_jobs",
+    "check_controller",
+    "list_jobs",
+    "node_addresses",
+    "parse_walltime",
+    "submit",
+    "test_submit",
+    "tools_missing_reason",
+]
+
+#: SLURM client commands daskdeploy needs on the submitting host.
+CLIENT_COMMANDS = ("sbatch", "squeue", "scancel", "scontrol")
+
+_QUICK = 20.0  # seconds: a healthy controller answers in well under a second
+
+
+@dataclass(frozen=True)
+class SlurmJob:
+    """One row of ``squeue``: a job (or array task) and why it is not running yet."""
+
+    id: str
+    name: str
+    state: str
+    reason: str
+    nodes: str
+
+    def describe(self) -> str:
+        """``"42_3 PENDING (Resources)"`` style text for messages."""
+        text = f"{self.id} {self.state}"
+        if self.reason and self.reason not in ("None", "(null)"):
+            text += f" ({self.reason})"
+        if self.nodes and self.state == "RUNNING":
+            text += f" on {self.nodes}"
+        return text
+
+
+def tools_missing_reason() -> str | None:
+    """Say which SLURM client commands are missing from ``PATH``, or ``None`` if none is."""
+    missing = missing_commands(CLIENT_COMMANDS)
+    if not missing:
+        return None
+    return (
+        f"the SLURM client commands {', '.join(missing)} are not on PATH. Run this on a "
+        f"SLURM login node (on many clusters after `module load slurm`), or install the "
+        f"client tools (Debian/Ubuntu: apt-get install slurm-client)."
+    )
+
+
+def check_controller() -> str:
+    """Ask the SLURM controller whether it is up; return its answer.
+
+    Raises
+    ------
+    CommandError
+        When ``scontrol ping`` fails or reports the controller down; the message carries
+        SLURM's words and the usual causes.
+    """
+    conf = os.environ.get("SLURM_CONF")
+    if conf and not os.path.isfile(conf):
+        raise CommandError(
+            f"SLURM_CONF is set to {conf!r}, which is not a file. Point it at the cluster's "
+            f"slurm.conf, or unset it to use the default configuration."
+        )
+    try:
+        result = run_command(
+            ["scontrol", "ping"], timeout=_QUICK, what="asking the SLURM controller (scontrol ping)"
+        )
+    except CommandError as exc:
+        raise CommandError(
+            f"{exc}\nCheck that SLURM_CONF points at the cluster's slurm.conf (or that "
+            f"/etc/slurm/slurm.conf exists) and that slurmctld is running.",
+            exc.result,
+        ) from None
+    answer = result.stdout.strip()
+    if "DOWN" in answer and "UP" not in answer:
+        raise CommandError(f"The SLURM controller is down: {answer}", result)
+    return answer
+
+
+def test_submit(script: str) -> str:
+    """Ask SLURM whether it would accept ``script`` (``sbatch --test-only``); submits nothing.
+
+    Returns
+    -------
+    str
+        SLURM's estimate, e.g. ``"Job 12 to start at ... on nodes n1 in partition debug"``.
+
+    Raises
+    ------
+    CommandError
+        SLURM rejected the script; the message quotes ``sbatch``'s reason.
+    """
+    result = run_command(
+        ["sbatch", "--test-only"],
+        input_text=script,
+        timeout=_QUICK,
+        what="checking the worker job script with sbatch --test-only",
+    )
+    return _strip_prefix(result.stderr.strip() or result.stdout.strip())
+
+
+_SUBMITTED = re.compile(r"Submitted batch job (\d+)")
+
+
+def submit(script_path: Path, *, array_size: int | None = None) -> str:
+    """Submit a batch script and return the job id (the array's id for an array).
+
+    Parameters
+    ----------
+    script_path
+        The job script.
+    array_size
+        Submit as a job array with tasks ``0 .. array_size - 1``.
+    """
+    args = ["sbatch"]
+    if array_size is not None:
+        args.append(f"--array=0-{array_size - 1}")
+    args.append(str(script_path))
+    result = run_command(args, timeout=60.0, what="submitting worker jobs with sbatch")
+    match = _SUBMITTED.search(result.stdout)
+    if match is None:
+        raise CommandError(
+            f"sbatch printed no job id: {result.stdout.strip() or result.stderr.strip()}", result
+        )
+    return match.group(1)
+
+
+_FIELD = "\x1f"  # ASCII unit separator: cannot occur in job names or reasons
+
+
+def list_jobs(name: str) -> list[SlurmJob]:
+    """Return the jobs named ``name`` that SLURM still knows, array tasks one per row."""
+    result = run_command(
+        ["squeue", "-h", "-r", f"--name={name}", "-o", _FIELD.join(["%i", "%j", "%T", "%r", "%N"])],
+        timeout=_QUICK,
+        what="listing jobs with squeue",
+    )
+    jobs = []
+    for line in result.stdout.splitlines():
+        fields = line.split(_FIELD)
+        if len(fields) == 5:
+            jobs.append(SlurmJob(*(field.strip() for field in fields)))
+    return jobs
+
+
+def cancel_jobs(name: str, *, wait: float = 30.0) -> list[SlurmJob]:
+    """Cancel every job named ``name`` and wait until SLURM no longer lists them.
+
+    Returns
+    -------
+    list of SlurmJob
+        Jobs still listed when ``wait`` ran out (empty when all are gone).
+    """
+    if not list_jobs(name):
+        return []
+    run_command(["scancel", f"--name={name}"], timeout=_QUICK, what="cancelling jobs with scancel")
+    deadline = time.monotonic() + wait
+    while True:
+        left = list_jobs(name)
+        if not left or time.monotonic() > deadline:
+            return left
+        time.sleep(0.2)
+
+
+def node_addresses(partition: str | None = None) -> list[str]:
+    """Return the addresses (``NodeAddr``) of the nodes of ``partition`` (all nodes if None)."""
+    result = run_command(
+        ["scontrol", "-o", "show", "node"], timeout=_QUICK, what="listing nodes with scontrol"
+    )
+    addresses = []
+    for line in result.stdout.splitlines():
+        fields = dict(_scontrol_fields(line))
+        if partition and partition not in fields.get("Partitions", "").split(","):
+            continue
+        address = fields.get("NodeAddr") or fields.get("NodeHostName") or fields.get("NodeName")
+        if address:
+            addresses.append(address)
+    return addresses
+
+
+def _scontrol_fields(line: str) -> list[tuple[str, str]]:
+    pairs = []
+    for token in line.split():
+        key, sep, value = token.partition("=")
+        if sep:
+            pairs.append((key, value))
+    return pairs
+
+
+def _strip_prefix(text: str) -> str:
+    return re.sub(r"^sbatch: ", "", text, flags=re.MULTILINE)
+
+
+_WALLTIME = re.compile(
+    r"^(?:(?P<days>\d+)-)?(?P<a>\d+)(?::(?P<b>\d+))?(?::(?P<c>\d+))?$",
+)
+
+
+def parse_walltime(text: str) -> int:
+    """Convert a SLURM time limit to seconds.
+
+    Accepts SLURM's forms: ``M``, ``M:S``, ``H:M:S``, ``D-H``, ``D-H:M`` and ``D-H:M:S``.
+
+    >>> parse_walltime("00:30:00"), parse_walltime("90"), parse_walltime("1-12")
+    (1800, 5400, 129600)
+
+    Raises
+    ------
+    ValueError
+        For anything else (including ``UNLIMITED``, which has no length).
+    """
+    match = _WALLTIME.match(str(text).strip())
+    if match is None:
+        raise ValueError(
+            f"expected a SLURM time limit such as '00:30:00', '90' (minutes) or '1-12:00:00', "
+            f"got {text!r}"
+        )
+    days = int(match["days"] or 0)
+    parts = [int(p) for p in (match["a"], match["b"], match["c"]) if p is not None]
+    if match["days"] is not None:
+        hours, minutes, seconds = [*parts, 0, 0][:3]
+    elif len(parts) == 3:
+        hours, minutes, seconds = parts
+    elif len(parts) == 2:
+        hours, (minutes, seconds) = 0, parts
+    else:
+        hours, minutes, seconds = 0, parts[0], 0
+    total = ((days * 24 + hours) * 60 + minutes) * 60 + seconds
+    if total <= 0:
+        raise ValueError(f"expected a positive time limit, got {text!r}")
+    return total

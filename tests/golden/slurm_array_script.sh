@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+
+#SBATCH -J dd-<id>
+#SBATCH -n 1
+#SBATCH --cpus-per-task=1
+#SBATCH --mem=1G
+#SBATCH -t 00:30:00
+#SBATCH --output=/shared/logs/%x-%A_%a.out
+#SBATCH --comment=daskdeploy:dd-<id>
+#SBATCH --array=0-2
+DASKDEPLOY_WORKER_NAMES=(dd-1234abcd-0 dd-1234abcd-1 dd-1234abcd-2)
+DASKDEPLOY_WORKER_DIR="$(mktemp -d "${TMPDIR:-/tmp}/daskdeploy-dd-<id>-XXXXXX")"
+trap 'rm -rf "$DASKDEPLOY_WORKER_DIR"' EXIT
+/opt/env/bin/python -m distributed.cli.dask_worker tcp://<scheduler-address>:<port> --name "${DASKDEPLOY_WORKER_NAMES[$SLURM_ARRAY_TASK_ID]}" --nthreads 1 --memory-limit 1.00GiB --nanny --death-timeout 60 --local-directory "$DASKDEPLOY_WORKER_DIR" --no-dashboard

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+
+#SBATCH -J dd-<id>
+#SBATCH -p debug
+#SBATCH -A proj42
+#SBATCH -n 1
+#SBATCH --cpus-per-task=4
+#SBATCH --mem=4G
+#SBATCH -t 01:00:00
+#SBATCH --output=/shared/logs/%x-%j.out
+#SBATCH --comment=daskdeploy:dd-<id>
+#SBATCH --qos=short
+#SBATCH --constraint=skylake
+module load python
+DASKDEPLOY_WORKER_DIR="$(mktemp -d "${TMPDIR:-/tmp}/daskdeploy-dd-<id>-XXXXXX")"
+trap 'rm -rf "$DASKDEPLOY_WORKER_DIR"' EXIT
+/opt/env/bin/python -m distributed.cli.dask_worker tcp://<scheduler-address>:<port> --name <worker-name> --nthreads 2 --memory-limit 2.00GiB --nworkers 2 --nanny --death-timeout 60 --local-directory "$DASKDEPLOY_WORKER_DIR" --no-dashboard --lifetime 3240s --lifetime-stagger 90s
