@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import signal
 import subprocess
 import sys
 import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 
 import dask.config
 import psutil
 import pytest
 
 from daskdeploy.config import ensure_defaults
+from daskdeploy.datasets import prepare_airline, prepare_wiki
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "examples"
@@ -28,6 +32,8 @@ def isolated_config(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytes
     monkeypatch.setattr(dask.config, "PATH", str(config_dir))
     monkeypatch.setenv("DASK_CONFIG", str(config_dir))
     monkeypatch.delenv("DASKDEPLOY_BACKEND", raising=False)
+    # Default SLURM job logs go to $XDG_CACHE_HOME/daskdeploy: keep them per test.
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cache")))
     ensure_defaults()
     with dask.config.set({"daskdeploy.profiles": {}}):
         yield config_dir
@@ -55,6 +61,10 @@ def wait_until_gone(marker: str, timeout: float = 15.0) -> list[psutil.Process]:
         time.sleep(0.1)
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 class Sandbox:
     """Runs daskdeploy commands and scripts in subprocesses that can be audited afterwards.
 
@@ -67,11 +77,14 @@ class Sandbox:
         self.root = root
         self.tmpdir = root / "tmp"
         self.tmpdir.mkdir()
+        self.cache_dir = root / "cache"
+        self.cache_dir.mkdir()
         self.marker = uuid.uuid4().hex
         self.env = {
             **os.environ,
             MARKER_VAR: self.marker,
             "TMPDIR": str(self.tmpdir),
+            "XDG_CACHE_HOME": str(self.cache_dir),
             "DASK_CONFIG": str(config_dir),
             "PYTHONUNBUFFERED": "1",
         }
@@ -92,6 +105,11 @@ class Sandbox:
         )
 
     def popen(self, args: list[str]) -> subprocess.Popen:
+        """Start ``args`` as a terminal would: SIGINT at its default, so Ctrl-C works.
+
+        (A shell running this suite in the background may have left SIGINT ignored, and
+        ignored signals are inherited.)
+        """
         return subprocess.Popen(
             args,
             env=self.env,
@@ -99,6 +117,7 @@ class Sandbox:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
+            preexec_fn=_default_sigint,
         )
 
     def script(self, name: str, source: str) -> Path:
@@ -114,6 +133,9 @@ class Sandbox:
         assert not left, f"processes left running: {[p.cmdline() for p in left]}"
         leftovers = sorted(p.name for p in self.tmpdir.iterdir())
         assert not leftovers, f"files left in TMPDIR: {leftovers}"
+        logs = self.cache_dir / "daskdeploy" / "slurm-logs"
+        left_logs = sorted(p.name for p in logs.iterdir()) if logs.exists() else []
+        assert not left_logs, f"job log directories left: {left_logs}"
 
 
 @pytest.fixture
@@ -122,3 +144,96 @@ def sandbox(tmp_path: Path, isolated_config: Path) -> Iterator[Sandbox]:
     yield box
     for process in processes_with_marker(box.marker):
         process.kill()
+
+
+def require(reason: str | None, what: str) -> None:
+    """Skip when a real component is unavailable; fail instead under CI, which has them all."""
+    if reason is None:
+        return
+    message = f"{what} unavailable: {reason}"
+    if os.environ.get("CI"):
+        pytest.fail(f"{message} (CI must provide it: see .ci/run)", pytrace=False)
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster() -> Iterator[object]:
+    """A real SLURM cluster on localhost for the whole session: munged, slurmctld, 3 slurmd.
+
+    The nodes declare 8 CPUs each, more than this machine has, so many one-core worker jobs
+    run at once. SLURM_CONF is exported for the session, so deploy("slurm") and every
+    subprocess finds it.
+    """
+    from daskdeploy.testing.slurm import LocalSlurm, unavailable_reason
+
+    require(unavailable_reason(), "a local SLURM cluster")
+    cluster = LocalSlurm(nodes=3, cpus_per_node=8, memory_mb=32000).start()
+    saved = os.environ.get("SLURM_CONF")
+    os.environ.update(cluster.env)
+    try:
+        yield cluster
+    finally:
+        if saved is None:
+            os.environ.pop("SLURM_CONF", None)
+        else:
+            os.environ["SLURM_CONF"] = saved
+        cluster.stop()
+
+
+@pytest.fixture
+def slurm(slurm_cluster):
+    """The session's SLURM cluster; the test fails if it leaves any job behind."""
+    yield slurm_cluster
+    left = slurm_cluster.jobs()
+    if left:
+        slurm_cluster.run("scancel", *[job["id"] for job in left])
+        slurm_cluster.wait_for_no_jobs(timeout=30)
+        pytest.fail(f"jobs left in SLURM after the test: {left}")
+
+
+def load_example(name: str) -> ModuleType:
+    """Import ``examples/<name>.py`` by path.
+
+    The module is deliberately not put in ``sys.modules``: like a script run as
+    ``__main__``, its functions are then pickled by value for the workers.
+    """
+    spec = importlib.util.spec_from_file_location(f"example_{name}", EXAMPLES / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def data_dir(tmp_path_factory) -> Path:
+    """Shared by the test modules, so the airline data is prepared once."""
+    return tmp_path_factory.getbasetemp() / "data"
+
+
+@pytest.fixture(scope="session")
+def airline_dir(data_dir) -> Path:
+    prepare_airline(data_dir / "airline")
+    return data_dir / "airline"
+
+
+@pytest.fixture(scope="session")
+def wiki_dir(tmp_path_factory) -> Path:
+    dest = tmp_path_factory.mktemp("wiki")
+    prepare_wiki(dest, size="600kB", files=3, seed=1)
+    return dest
+
+
+def expected_output(name: str, argv: list[str], client) -> str:
+    """The answer line each example must print, computed here on the same inputs."""
+    module = load_example(name)
+    options = dict(zip(argv[::2], argv[1::2], strict=True))
+    if name == "pi":
+        pi = module.estimate_pi(int(options["--samples"]), int(options["--chunk"]))
+        return f"pi ~ {pi:.6f}"
+    if name == "calc_mean":
+        _, std = module.calc_means(int(options["--replicates"]), int(options["--n"]), 0)
+        return f"std of the means: {std:.3e}"
+    if name == "wiki_bag":
+        matches, total = module.count_matches(str(Path(options["--data"]) / "part-*"))
+        return f"{matches:,} of {total:,} lines are 'en' titles matching 'Obama'"
+    max_delay, _ = module.delay_summary(str(Path(options["--data"]) / "*.csv.bz2"))
+    return f"largest departure delay: {max_delay:.0f} min"

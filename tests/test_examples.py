@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import gzip
-import importlib.util
 import math
 import re
 import sys
 from pathlib import Path
-from types import ModuleType
 
 import dask
 import numpy as np
@@ -17,47 +15,15 @@ import pytest
 from distributed import get_task_stream
 
 import daskdeploy
+from conftest import EXAMPLES, expected_output, load_example
 from daskdeploy import lifecycle
-from daskdeploy.datasets import prepare_airline, prepare_wiki
-
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
-
-
-def load_example(name: str) -> ModuleType:
-    """Import ``examples/<name>.py`` by path.
-
-    The module is deliberately not put in ``sys.modules``: like a script run as
-    ``__main__``, its functions are then pickled by value for the workers.
-    """
-    spec = importlib.util.spec_from_file_location(f"example_{name}", EXAMPLES / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from daskdeploy.datasets import prepare_wiki
 
 
 @pytest.fixture(scope="module")
 def client():
     with daskdeploy.deploy("local", workers=2, quiet=True) as client:
         yield client
-
-
-@pytest.fixture(scope="session")
-def data_dir(tmp_path_factory) -> Path:
-    """Shared by the test modules, so the airline data is prepared once."""
-    return tmp_path_factory.getbasetemp() / "data"
-
-
-@pytest.fixture(scope="session")
-def airline_dir(data_dir) -> Path:
-    prepare_airline(data_dir / "airline")
-    return data_dir / "airline"
-
-
-@pytest.fixture(scope="session")
-def wiki_dir(tmp_path_factory) -> Path:
-    dest = tmp_path_factory.mktemp("wiki")
-    prepare_wiki(dest, size="600kB", files=3, seed=1)
-    return dest
 
 
 @pytest.fixture
@@ -196,23 +162,6 @@ def test_wiki_main_generates_missing_data(deploy_to_test_cluster, monkeypatch, c
     ]
 
 
-def _expected_output(name: str, argv: list[str], client) -> str:
-    """The answer line each example must print, computed here on the same inputs."""
-    module = load_example(name)
-    options = dict(zip(argv[::2], argv[1::2], strict=True))
-    if name == "pi":
-        pi = module.estimate_pi(int(options["--samples"]), int(options["--chunk"]))
-        return f"pi ~ {pi:.6f}"
-    if name == "calc_mean":
-        _, std = module.calc_means(int(options["--replicates"]), int(options["--n"]), 0)
-        return f"std of the means: {std:.3e}"
-    if name == "wiki_bag":
-        matches, total = module.count_matches(str(Path(options["--data"]) / "part-*"))
-        return f"{matches:,} of {total:,} lines are 'en' titles matching 'Obama'"
-    max_delay, _ = module.delay_summary(str(Path(options["--data"]) / "*.csv.bz2"))
-    return f"largest departure delay: {max_delay:.0f} min"
-
-
 @pytest.mark.parametrize("launcher", ["python", "daskdeploy-run"])
 @pytest.mark.parametrize("name", ["pi", "calc_mean", "wiki_bag", "airline"])
 def test_example_scripts_end_to_end(sandbox, client, airline_dir, wiki_dir, name, launcher):
@@ -223,7 +172,7 @@ def test_example_scripts_end_to_end(sandbox, client, airline_dir, wiki_dir, name
         "wiki_bag": ["--data", str(wiki_dir)],
         "airline": ["--data", str(airline_dir)],
     }[name]
-    expected = _expected_output(name, argv, client)
+    expected = expected_output(name, argv, client)
     script = str(EXAMPLES / f"{name}.py")
     if launcher == "python":
         command = [sys.executable, script, *argv]

@@ -1,0 +1,1 @@
+"""Helpers to run real test infrastructure (such as a SLURM cluster) locally."""

@@ -1,0 +1,808 @@
+"""A real, self-contained SLURM cluster on localhost.
+
+:class:`LocalSlurm` writes a private munge key and ``slurm.conf`` under a short directory,
+starts ``munged``, ``slurmctld`` and one ``slurmd`` per node (Debian's SLURM is built with
+``MULTIPLE_SLURMD``, so several nodes share this host) and tears everything down again,
+including the ``slurmstepd`` and user processes of jobs still running. It needs root and
+the Debian packages ``slurm-wlm`` and ``munge``; :func:`unavailable_reason` says why it cannot
+run when it cannot.
+
+The project's fixtures and benchmarks use it, and so can anyone who wants to try the SLURM
+backend on a laptop::
+
+    python -m daskdeploy.testing.slurm --nodes 3
+
+prints ``export SLURM_CONF=...`` and keeps the cluster up until Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import atexit
+import contextlib
+import os
+import secrets
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from types import TracebackType
+
+__all__ = ["LocalSlurm", "main", "unavailable_reason"]
+
+SERVER_BINARIES = ("slurmctld", "slurmd", "munged", "mungekey")
+CLIENT_BINARIES = ("sbatch", "squeue", "scancel", "scontrol", "sinfo")
+REQUIRED_BINARIES = SERVER_BINARIES + CLIENT_BINARIES
+
+#: Environment variable set (to the cluster's root) in every daemon, every ``slurmstepd``
+#: and, through a TaskProlog, every job task, so that :meth:`LocalSlurm.stop` can find them.
+MARKER_VAR = "DASKDEPLOY_LOCAL_SLURM"
+
+# Environment variables that steer SLURM client commands; a surrounding SLURM job or user
+# settings (SQUEUE_FORMAT, SBATCH_PARTITION, ...) must not leak into the private cluster.
+_SLURM_ENV_PREFIXES = (
+    "SLURM_",
+    "SBATCH_",
+    "SALLOC_",
+    "SRUN_",
+    "SQUEUE_",
+    "SINFO_",
+    "SCANCEL_",
+    "SCONTROL_",
+    "SACCT_",
+)
+_SEP = "\x1f"  # ASCII unit separator: cannot occur in job names, states or comments
+_MAX_UNIX_SOCKET = 107  # sun_path is 108 bytes including the trailing NUL
+_SBIN = ("/usr/local/sbin", "/usr/sbin", "/sbin")
+_POLL = 0.05
+_LOG_TAIL_LINES = 25
+
+
+def _search_path() -> str:
+    parts = [p for p in os.environ.get("PATH", os.defpath).split(os.pathsep) if p]
+    return os.pathsep.join(parts + [d for d in _SBIN if d not in parts])
+
+
+def _which(name: str) -> str | None:
+    return shutil.which(name, path=_search_path())
+
+
+def unavailable_reason() -> str | None:
+    """Say why a local SLURM cluster cannot be started on this machine.
+
+    Returns
+    -------
+    str or None
+        ``None`` when :meth:`LocalSlurm.start` can work here; otherwise one sentence naming
+        what is missing (root, Linux, or which SLURM and munge programs) and how to install
+        them.
+    """
+    if not sys.platform.startswith("linux"):
+        return f"A local SLURM cluster needs Linux (this is {sys.platform})."
+    problems = []
+    if os.geteuid() != 0:
+        problems.append(f"it must run as root (this process runs as uid {os.geteuid()})")
+    missing = [name for name in REQUIRED_BINARIES if _which(name) is None]
+    if missing:
+        problems.append(
+            f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} missing "
+            '(install with "apt-get install slurm-wlm munge")'
+        )
+    if not problems:
+        return None
+    return "A local SLURM cluster cannot be started here: " + "; ".join(problems) + "."
+
+
+# --------------------------------------------------------------------------- processes
+
+
+def _proc_state(pid: int) -> str | None:
+    """Return the one-letter state of ``pid`` from /proc, or None when it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except OSError:
+        return None
+    try:
+        return stat[stat.rindex(b")") + 2 :].split()[0].decode()
+    except (ValueError, IndexError):
+        return None
+
+
+def _is_running(pid: int) -> bool:
+    """True unless ``pid`` is gone or a zombie (dead, waiting to be reaped)."""
+    return _proc_state(pid) not in (None, "Z", "X")
+
+
+def _ancestors() -> set[int]:
+    """Return this process and all its ancestors: never kill those."""
+    pids = set()
+    pid = os.getpid()
+    while pid > 0 and pid not in pids:
+        pids.add(pid)
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as f:
+                stat = f.read()
+            pid = int(stat[stat.rindex(b")") + 2 :].split()[1])
+        except (OSError, ValueError, IndexError):
+            break
+    return pids
+
+
+def _marked_pids(root: str) -> list[int]:
+    """Return running processes that belong to the cluster living in ``root``.
+
+    A process belongs to it when its environment carries ``MARKER_VAR=root`` (daemons,
+    slurmstepd, job tasks) or one of its arguments is a path under ``root`` (daemons).
+    """
+    marker = f"{MARKER_VAR}={root}".encode()
+    prefix = (root.rstrip("/") + "/").encode()
+    skip = _ancestors()
+    found = []
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return found
+    for entry in entries:
+        if not entry.isdigit() or int(entry) in skip:
+            continue
+        pid = int(entry)
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                args = f.read().split(b"\0")
+            with open(f"/proc/{pid}/environ", "rb") as f:
+                env = f.read().split(b"\0")
+        except OSError:
+            continue
+        if (marker in env or any(prefix in arg for arg in args)) and _is_running(pid):
+            found.append(pid)
+    return found
+
+
+def _wait_not_running(pids: list[int], timeout: float) -> list[int]:
+    """Wait until every pid is gone or a zombie; return those still running at timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        left = [pid for pid in pids if _is_running(pid)]
+        if not left or time.monotonic() >= deadline:
+            return left
+        time.sleep(_POLL)
+
+
+def _tail(path: Path, lines: int = _LOG_TAIL_LINES) -> str:
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return "(no log)"
+    return "\n".join(text.rstrip().splitlines()[-lines:]) or "(empty)"
+
+
+def _free_ports(count: int) -> list[int]:
+    """Pick ``count`` distinct free TCP ports on 127.0.0.1."""
+    sockets = []
+    try:
+        for _ in range(count):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.bind(("127.0.0.1", 0))
+            sockets.append(s)
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+class _StartError(Exception):
+    """A start-up step failed; the logs of ``daemons`` explain it."""
+
+    def __init__(self, message: str, daemons: list[str]):
+        super().__init__(message)
+        self.daemons = daemons
+
+
+# --------------------------------------------------------------------------- cluster
+
+
+class LocalSlurm:
+    """A real SLURM cluster on localhost: munged, slurmctld and ``nodes`` slurmd daemons.
+
+    Everything (munge key and socket, ``slurm.conf``, controller state, slurmd spools, pid
+    files and logs) lives under ``root``, which :meth:`stop` removes. Every daemon runs in
+    the foreground (``-D``) as a child process in its own session, so a terminal's Ctrl-C
+    does not reach it; :meth:`stop` ends them all, together with every job.
+
+    Parameters
+    ----------
+    nodes : int
+        Number of compute nodes, named ``n1`` ... ``nN``.
+    cpus_per_node : int
+        CPUs every node declares; may exceed the machine's cores (the nodes oversubscribe).
+    memory_mb : int
+        ``RealMemory`` of every node in MB; a job asking more ``--mem`` is rejected.
+    partition : str
+        Name of the single (default) partition holding all nodes.
+    root : str or os.PathLike, optional
+        A short directory that must not exist or be empty; default: a fresh
+        ``/tmp/ddslurm-XXXXXXXX`` at every :meth:`start`. It must be short because munge's
+        unix socket path (``root/munge/munge.sock``) must stay under 108 bytes.
+
+    Attributes
+    ----------
+    partition : str
+        The partition name.
+    nodes : list of str
+        The node names.
+    cluster_name : str or None
+        The unique ``ClusterName`` of the running cluster.
+
+    Examples
+    --------
+    >>> with LocalSlurm(nodes=2) as slurm:  # doctest: +SKIP
+    ...     slurm.run("sbatch", "--wrap", "sleep 5").stdout
+    'Submitted batch job 1\\n'
+    """
+
+    def __init__(
+        self,
+        nodes: int = 3,
+        cpus_per_node: int = 8,
+        memory_mb: int = 8000,
+        partition: str = "debug",
+        root: str | os.PathLike[str] | None = None,
+    ) -> None:
+        if nodes < 1 or cpus_per_node < 1 or memory_mb < 1:
+            raise ValueError("nodes, cpus_per_node and memory_mb must be positive")
+        if not partition or any(c.isspace() or c in ",=#" for c in partition):
+            raise ValueError(f"invalid partition name {partition!r}")
+        self.partition = partition
+        self.nodes = [f"n{i}" for i in range(1, nodes + 1)]
+        self.cpus_per_node = cpus_per_node
+        self.memory_mb = memory_mb
+        self.cluster_name: str | None = None
+        self._root_arg = Path(os.path.abspath(root)) if root is not None else None
+        if self._root_arg is not None:
+            socket_path = str(self._root_arg / "munge" / "munge.sock")
+            if len(socket_path.encode()) > _MAX_UNIX_SOCKET:
+                raise ValueError(
+                    f"root {str(self._root_arg)!r} is too long: munge's socket path "
+                    f"{socket_path!r} must stay under {_MAX_UNIX_SOCKET + 1} bytes"
+                )
+        self._root: Path | None = None
+        self._procs: dict[str, subprocess.Popen[bytes]] = {}
+        self._owner_pid = os.getpid()
+        self._lock = threading.RLock()
+
+    # ------------------------------------------------------------------ properties
+
+    @property
+    def root(self) -> Path:
+        """The directory holding the running cluster's files."""
+        if self._root is None:
+            raise RuntimeError("the LocalSlurm cluster is not started")
+        return self._root
+
+    @property
+    def conf_path(self) -> Path:
+        """Path of the cluster's ``slurm.conf``."""
+        return self.root / "slurm.conf"
+
+    @property
+    def env(self) -> dict[str, str]:
+        """Environment SLURM client commands need: ``{"SLURM_CONF": path}``.
+
+        Without ``SLURM_CONF`` clients fall back to a DNS SRV lookup and fail.
+        """
+        return {"SLURM_CONF": str(self.conf_path)}
+
+    @property
+    def running(self) -> bool:
+        """True between a successful :meth:`start` and :meth:`stop`."""
+        return self._root is not None and bool(self._procs)
+
+    def __repr__(self) -> str:
+        where = str(self._root) if self._root is not None else "stopped"
+        return f"<LocalSlurm {self.cluster_name or ''} nodes={self.nodes} {where}>"
+
+    # ------------------------------------------------------------------ clients
+
+    def _base_env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(_SLURM_ENV_PREFIXES)}
+        env["PATH"] = _search_path()
+        env.update(self.env)
+        return env
+
+    def run(self, *args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+        """Run a SLURM client command (``sbatch``, ``squeue``, ...) against this cluster.
+
+        The command sees the caller's environment minus ``SLURM_*``/``SBATCH_*``/``SQUEUE_*``
+        (and similar) variables, plus :attr:`env`. It runs in the current directory (where
+        ``sbatch`` writes ``slurm-%j.out`` unless told ``-o``).
+
+        Parameters
+        ----------
+        *args : str
+            The command and its arguments, e.g. ``"sbatch", "--wrap", "hostname"``.
+        timeout : float
+            Seconds before :class:`subprocess.TimeoutExpired` is raised.
+
+        Returns
+        -------
+        subprocess.CompletedProcess
+            With text ``stdout`` and ``stderr``; the return code is not checked.
+        """
+        if not args:
+            raise ValueError("run() needs a command")
+        command = [_which(args[0]) or args[0], *args[1:]]
+        return subprocess.run(
+            command,
+            env=self._base_env(),
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+
+    def jobs(self) -> list[dict[str, str]]:
+        """List the cluster's active jobs (pending, running, completing, ...).
+
+        Returns
+        -------
+        list of dict
+            One dict per job (array tasks expanded, e.g. id ``7_3``) with keys ``id``,
+            ``name``, ``state`` (e.g. ``PENDING``, ``RUNNING``), ``reason`` (``None`` for
+            a running job) and ``comment`` (empty when unset). Finished jobs are not listed.
+
+        Raises
+        ------
+        RuntimeError
+            When ``squeue`` fails.
+        """
+        keys = ("id", "name", "state", "reason", "comment")
+        fmt = _SEP.join(("%i", "%j", "%T", "%r", "%k"))
+        result = self.run("squeue", "-h", "-r", "-a", "-o", fmt)
+        if result.returncode != 0:
+            raise RuntimeError(f"squeue failed: {result.stderr.strip()}")
+        jobs = []
+        for line in result.stdout.splitlines():
+            if line.strip():
+                values = (line.split(_SEP) + [""] * len(keys))[: len(keys)]
+                job = dict(zip(keys, values, strict=True))
+                if job["comment"] == "(null)":  # squeue's way of saying "no comment"
+                    job["comment"] = ""
+                jobs.append(job)
+        return jobs
+
+    def _job_ids(self, timeout: float = 10) -> list[str] | None:
+        """Active job ids, or None when squeue cannot tell."""
+        try:
+            result = self.run("squeue", "-h", "-a", "-o", "%i", timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return None
+        if result.returncode != 0:
+            return None
+        return result.stdout.split()
+
+    def wait_for_no_jobs(self, timeout: float = 30) -> bool:
+        """Wait until ``squeue`` lists no job at all.
+
+        Parameters
+        ----------
+        timeout : float
+            Upper bound in seconds.
+
+        Returns
+        -------
+        bool
+            True when the queue became empty, False at timeout (or when the controller
+            never answered).
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            ids = self._job_ids(timeout=max(1.0, min(10.0, remaining)))
+            if ids == []:
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.1)
+
+    # ------------------------------------------------------------------ start
+
+    def _write_files(self) -> None:
+        root = self.root
+        root.chmod(0o711)  # munged wants the socket's directory tree o+x, not writable
+        for sub in ("munge", "state", "log", "spool"):
+            (root / sub).mkdir(mode=0o711)
+        for node in self.nodes:
+            (root / "spool" / node).mkdir(mode=0o755)
+        key = root / "munge" / "munge.key"
+        result = subprocess.run(
+            [_which("mungekey") or "mungekey", "--create", "--keyfile", str(key)],
+            capture_output=True,
+            text=True,
+            timeout=15,
+            check=False,
+        )
+        if result.returncode != 0 or not key.exists():
+            raise _StartError(f"mungekey failed: {(result.stderr or result.stdout).strip()}", [])
+        key.chmod(0o600)
+
+        prolog = root / "taskprolog.sh"
+        prolog.write_text(f"#!/bin/sh\necho {shlex.quote(f'export {MARKER_VAR}={root}')}\n")
+        prolog.chmod(0o755)
+        (root / "plugstack.conf").write_text("")  # ignore /etc/slurm/plugstack.conf.d
+
+        ctld_port, *node_ports = _free_ports(1 + len(self.nodes))
+        self.cluster_name = f"dd{secrets.token_hex(4)}"
+        host = socket.gethostname().split(".")[0] or "localhost"
+        lines = [
+            "# LocalSlurm cluster written by daskdeploy.testing.slurm",
+            f"ClusterName={self.cluster_name}",
+            f"SlurmctldHost={host}(127.0.0.1)",
+            f"SlurmctldPort={ctld_port}",
+            "SlurmUser=root",
+            "SlurmdUser=root",
+            "AuthType=auth/munge",
+            "CredType=cred/munge",
+            f"AuthInfo=socket={root}/munge/munge.sock",
+            f"StateSaveLocation={root}/state",
+            f"SlurmdSpoolDir={root}/spool/%n",
+            f"SlurmctldPidFile={root}/slurmctld.pid",
+            f"SlurmdPidFile={root}/slurmd-%n.pid",
+            f"SlurmctldLogFile={root}/log/slurmctld.log",
+            f"SlurmdLogFile={root}/log/slurmd-%n.log",
+            "SlurmctldDebug=info",
+            "SlurmdDebug=info",
+            f"PlugStackConfig={root}/plugstack.conf",
+            f"TaskProlog={prolog}",
+            "ProctrackType=proctrack/linuxproc",
+            "TaskPlugin=task/none",
+            "SelectType=select/cons_tres",
+            "SelectTypeParameters=CR_Core",
+            "SlurmdParameters=config_overrides",
+            "SchedulerParameters=batch_sched_delay=0,bf_interval=1",
+            "AccountingStorageType=accounting_storage/none",
+            "JobAcctGatherType=jobacct_gather/none",
+            "JobCompType=jobcomp/none",
+            "MpiDefault=none",
+            "MailProg=/bin/true",
+            "ReturnToService=2",
+            "KillWait=5",
+            "InactiveLimit=0",
+            "MessageTimeout=10",
+            "TmpFS=/tmp",
+        ]
+        for node, port in zip(self.nodes, node_ports, strict=True):
+            lines.append(
+                f"NodeName={node} NodeHostname=localhost NodeAddr=127.0.0.1 Port={port} "
+                f"CPUs={self.cpus_per_node} Sockets=1 CoresPerSocket={self.cpus_per_node} "
+                f"ThreadsPerCore=1 RealMemory={self.memory_mb} State=UNKNOWN"
+            )
+        lines.append(
+            f"PartitionName={self.partition} Nodes={','.join(self.nodes)} Default=YES "
+            "MaxTime=INFINITE State=UP"
+        )
+        self.conf_path.write_text("\n".join(lines) + "\n")
+
+    def _spawn(self, name: str, args: list[str]) -> subprocess.Popen[bytes]:
+        log = self.root / "log" / f"{name}.out"
+        env = self._base_env()
+        env[MARKER_VAR] = str(self.root)
+        with open(log, "ab") as out:
+            proc = subprocess.Popen(
+                [_which(args[0]) or args[0], *args[1:]],
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=env,
+                cwd=self.root,
+                start_new_session=True,
+            )
+        self._procs[name] = proc
+        return proc
+
+    def _daemon_logs(self, name: str) -> tuple[Path, Path]:
+        """The daemon's own log file and the file holding its stdout/stderr."""
+        log_dir = self.root / "log"
+        return log_dir / f"{name}.log", log_dir / f"{name}.out"
+
+    def _check_alive(self) -> None:
+        for name, proc in self._procs.items():
+            code = proc.poll()
+            if code is not None:
+                raise _StartError(f"{name} exited with code {code}", [name])
+
+    def _wait(
+        self, what: str, ready: Callable[[], bool], deadline: float, daemons: list[str]
+    ) -> None:
+        while True:
+            self._check_alive()
+            if ready():
+                return
+            if time.monotonic() >= deadline:
+                raise _StartError(f"timed out waiting for {what}", daemons)
+            time.sleep(_POLL)
+
+    def _client_ok(self, deadline: float, *args: str) -> str | None:
+        remaining = deadline - time.monotonic()
+        try:
+            result = self.run(*args, timeout=max(0.5, min(3.0, remaining)))
+        except subprocess.TimeoutExpired:
+            return None
+        return result.stdout if result.returncode == 0 else None
+
+    def _nodes_idle(self, deadline: float) -> bool:
+        out = self._client_ok(deadline, "sinfo", "-h", "-N", "-o", f"%N{_SEP}%t")
+        if out is None:
+            return False
+        states = dict(line.split(_SEP, 1) for line in out.splitlines() if _SEP in line)
+        return all(states.get(node) == "idle" for node in self.nodes)
+
+    def start(self, timeout: float = 30.0) -> LocalSlurm:
+        """Write the configuration, start all daemons and wait until every node is idle.
+
+        Parameters
+        ----------
+        timeout : float
+            Upper bound in seconds for the whole start-up (typically well under 1 s).
+
+        Returns
+        -------
+        LocalSlurm
+            ``self``, so that ``slurm = LocalSlurm().start()`` works.
+
+        Raises
+        ------
+        RuntimeError
+            When SLURM is unavailable here, the cluster is already started, or a daemon
+            fails or is not ready in time. Everything started is stopped and ``root``
+            removed first; the message ends with the tail of the relevant daemon logs.
+        """
+        with self._lock:
+            if self._root is not None:
+                raise RuntimeError(f"{self!r} is already started")
+            reason = unavailable_reason()
+            if reason is not None:
+                raise RuntimeError(reason)
+            given = self._root_arg
+            if given is not None and given.exists() and any(given.iterdir()):
+                raise RuntimeError(f"root {str(given)!r} exists and is not empty")
+            deadline = time.monotonic() + timeout
+            attempt = 1
+            while True:
+                if given is None:
+                    self._root = Path(tempfile.mkdtemp(prefix="ddslurm-", dir="/tmp"))
+                else:
+                    given.mkdir(mode=0o711, parents=True, exist_ok=True)
+                    self._root = given
+                try:
+                    self._start(deadline)
+                except BaseException as exc:
+                    message = self._failure_message(exc)
+                    self.stop()
+                    if not isinstance(exc, Exception):
+                        raise
+                    # Another process may grab a port between picking and binding it.
+                    clash = "Address already in use" in message
+                    if clash and attempt < 3 and time.monotonic() < deadline:
+                        attempt += 1
+                        continue
+                    raise RuntimeError(message) from exc
+                self._owner_pid = os.getpid()
+                atexit.register(self._stop_at_exit)
+                return self
+
+    def _start(self, deadline: float) -> None:
+        root = self.root
+        self._write_files()
+        sock = root / "munge" / "munge.sock"
+        self._spawn(
+            "munged",
+            [
+                "munged",
+                "--foreground",
+                f"--key-file={root}/munge/munge.key",
+                f"--socket={sock}",
+                f"--pid-file={root}/munge/munged.pid",
+                f"--log-file={root}/log/munged.log",
+                f"--seed-file={root}/munge/munged.seed",
+            ],
+        )
+        self._wait("munged's socket", sock.exists, deadline, ["munged"])
+        self._spawn("slurmctld", ["slurmctld", "-D", "-f", str(self.conf_path)])
+        self._wait(
+            "slurmctld to answer `scontrol ping`",
+            lambda: "is UP" in (self._client_ok(deadline, "scontrol", "ping") or ""),
+            deadline,
+            ["slurmctld"],
+        )
+        slurmds = [f"slurmd-{node}" for node in self.nodes]
+        for name, node in zip(slurmds, self.nodes, strict=True):
+            self._spawn(name, ["slurmd", "-D", "-f", str(self.conf_path), "-N", node])
+        self._wait(
+            "all nodes to be idle in sinfo",
+            lambda: self._nodes_idle(deadline),
+            deadline,
+            ["slurmctld", *slurmds],
+        )
+
+    def _failure_message(self, exc: BaseException) -> str:
+        message = f"LocalSlurm failed to start: {exc}"
+        if self._root is None:
+            return message
+        daemons = exc.daemons if isinstance(exc, _StartError) else list(self._procs)
+        for name in daemons:
+            for path in self._daemon_logs(name):  # the daemon's log, else its stderr
+                if path.exists() and path.stat().st_size:
+                    message += f"\n--- last lines of {path.name} ---\n{_tail(path)}"
+                    break
+        return message
+
+    # ------------------------------------------------------------------ stop
+
+    def stop(self) -> None:
+        """Stop every job and daemon of the cluster and remove ``root``; idempotent.
+
+        Cancels every job, waits (at most 30 s) until the queue is empty so that no
+        ``slurmstepd`` survives, asks the controller to shut down (slurmd's follow), stops
+        munged, reaps the daemons, SIGKILLs anything of the cluster still running (found
+        by :data:`MARKER_VAR` in its environment or by a path under ``root`` in its
+        arguments, such as a ``tail -f`` of a log) and removes ``root``. Every wait is
+        bounded; it takes ~0.2 s when jobs end promptly on SIGTERM (a job ignoring SIGTERM
+        is killed after ``KillWait=5`` s). Also runs at interpreter exit if not called.
+        """
+        with self._lock:
+            root = self._root
+            if root is None and not self._procs:
+                return
+            atexit.unregister(self._stop_at_exit)
+            try:
+                self._shutdown(root)
+            finally:
+                self._procs = {}
+                if root is not None:
+                    shutil.rmtree(root, ignore_errors=True)
+                self._root = None
+
+    def _stop_at_exit(self) -> None:
+        if os.getpid() == self._owner_pid:  # not in a forked child that exits normally
+            self.stop()
+
+    def _alive(self, name: str) -> bool:
+        proc = self._procs.get(name)
+        return proc is not None and proc.poll() is None
+
+    def _shutdown(self, root: Path | None) -> None:
+        slurmds = [name for name in self._procs if name.startswith("slurmd-")]
+        grace = 0.0  # without a `scontrol shutdown`, SIGTERM the daemons at once
+        if root is not None and self._alive("slurmctld"):
+            ids = self._job_ids()
+            if ids:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    self.run("scancel", *ids, timeout=10)
+                deadline = time.monotonic() + 30
+                while time.monotonic() < deadline and self._alive("slurmctld"):
+                    if not any(self._alive(name) for name in slurmds):
+                        break  # nobody left to complete the jobs
+                    if self._job_ids(timeout=5) == []:
+                        break
+                    time.sleep(0.1)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                if self.run("scontrol", "shutdown", timeout=10).returncode == 0:
+                    grace = 10.0
+        slurm = [self._procs[name] for name in ["slurmctld", *slurmds] if name in self._procs]
+        self._reap(slurm, grace=grace)
+        munged = self._procs.get("munged")
+        if munged is not None:
+            self._reap([munged], grace=0)
+        if root is not None:
+            # slurmstepd's and job tasks are not our children (slurmd double-forks them):
+            # give them a moment to finish on their own, then SIGKILL whatever is left.
+            _wait_not_running(_marked_pids(str(root)), timeout=2)
+            for _ in range(3):
+                left = _marked_pids(str(root))
+                if not left:
+                    break
+                for pid in left:
+                    with contextlib.suppress(OSError):
+                        os.kill(pid, signal.SIGKILL)
+                _wait_not_running(left, timeout=5)
+
+    @staticmethod
+    def _reap(procs: list[subprocess.Popen[bytes]], grace: float, timeout: float = 5) -> None:
+        """Wait ``grace`` s for ``procs`` to exit, SIGTERM, wait ``timeout`` s, SIGKILL, reap."""
+        deadline = time.monotonic() + grace
+        while any(p.poll() is None for p in procs) and time.monotonic() < deadline:
+            time.sleep(_POLL)
+        for sig_deadline, send in ((timeout, "terminate"), (5.0, "kill")):
+            alive = [p for p in procs if p.poll() is None]
+            if not alive:
+                return
+            for p in alive:
+                getattr(p, send)()
+            deadline = time.monotonic() + sig_deadline
+            while any(p.poll() is None for p in alive) and time.monotonic() < deadline:
+                time.sleep(_POLL)
+
+    # ------------------------------------------------------------------ context manager
+
+    def __enter__(self) -> LocalSlurm:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+# --------------------------------------------------------------------------- command line
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run a local SLURM cluster until SIGINT or SIGTERM (``python -m ...testing.slurm``).
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        Command-line arguments; default ``sys.argv[1:]``.
+    """
+    parser = argparse.ArgumentParser(
+        prog="python -m daskdeploy.testing.slurm",
+        description="Run a real SLURM cluster (munged, slurmctld, N slurmd) on localhost "
+        "until Ctrl-C. Needs root and `apt-get install slurm-wlm munge`.",
+    )
+    parser.add_argument("--nodes", type=int, default=3, help="number of nodes (default 3)")
+    parser.add_argument("--cpus-per-node", type=int, default=8, help="CPUs per node (default 8)")
+    parser.add_argument("--memory-mb", type=int, default=8000, help="MB per node (default 8000)")
+    parser.add_argument("--partition", default="debug", help="partition name (default debug)")
+    args = parser.parse_args(argv)
+
+    reason = unavailable_reason()
+    if reason is not None:
+        parser.exit(2, f"{parser.prog}: error: {reason}\n")
+
+    stop = threading.Event()
+
+    def _on_signal(signum: int, frame: object) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGINT, _on_signal)
+    signal.signal(signal.SIGTERM, _on_signal)
+
+    try:
+        cluster = LocalSlurm(
+            nodes=args.nodes,
+            cpus_per_node=args.cpus_per_node,
+            memory_mb=args.memory_mb,
+            partition=args.partition,
+        ).start()
+    except (RuntimeError, ValueError) as exc:
+        print(exc, file=sys.stderr)
+        sys.exit(1)
+    try:
+        print(f"export SLURM_CONF={shlex.quote(str(cluster.conf_path))}", flush=True)
+        print(
+            f"# {len(cluster.nodes)} nodes x {cluster.cpus_per_node} CPUs in partition "
+            f"'{cluster.partition}': run the export line in another shell, then e.g. "
+            "`sbatch --wrap hostname; squeue`; Ctrl-C here stops the cluster.",
+            flush=True,
+        )
+        while not stop.wait(0.5):
+            pass
+    finally:
+        cluster.stop()
+    print("stopped", file=sys.stderr, flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,245 @@
+"""The slurm backend against a real SLURM cluster on localhost (see conftest.slurm_cluster)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from distributed import Client
+
+import daskdeploy
+from conftest import EXAMPLES, expected_output
+from daskdeploy.backends.slurm import default_log_root
+
+pytest.importorskip("dask_jobqueue", reason="dask-jobqueue is part of daskdeploy[slurm]")
+
+
+def wait_for(condition, timeout: float, what: str, interval: float = 0.25):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(interval)
+
+
+def worker_count(client: Client) -> int:
+    return len(client.scheduler_info(n_workers=-1)["workers"])
+
+
+def own_jobs(slurm, client) -> list[dict[str, str]]:
+    return [job for job in slurm.jobs() if job["name"] == client.deployment.id]
+
+
+def test_deploy_scale_up_and_down_leaves_no_job(slurm):
+    with daskdeploy.deploy("slurm", workers=2, quiet=True) as client:
+        deployment_id = client.deployment.id
+        assert worker_count(client) == 2
+        jobs = own_jobs(slurm, client)
+        assert [job["state"] for job in jobs] == ["RUNNING", "RUNNING"]
+        assert all(job["comment"] == f"daskdeploy:{deployment_id}" for job in jobs)
+        assert client.submit(lambda x: x + 1, 41).result() == 42
+        log_dir = default_log_root() / deployment_id
+        assert log_dir.is_dir()
+
+        client.cluster.scale(4)
+        client.wait_for_workers(4, timeout=60)
+        assert len(own_jobs(slurm, client)) == 4
+
+        client.cluster.scale(1)
+        wait_for(lambda: worker_count(client) == 1, 60, "scale down to 1 worker")
+        wait_for(lambda: len(own_jobs(slurm, client)) == 1, 30, "jobs cancelled on scale down")
+    assert not [job for job in slurm.jobs() if job["name"] == deployment_id]
+    assert not log_dir.exists()
+
+
+def test_adapt_grows_under_load_and_shrinks_when_idle(slurm):
+    with daskdeploy.deploy("slurm", adapt=[1, 4], quiet=True) as client:
+        assert worker_count(client) == 1
+        futures = client.map(time.sleep, [0.5] * 120, pure=False)
+        wait_for(lambda: worker_count(client) >= 3, 90, "adaptive scale-up")
+        client.gather(futures)
+        del futures
+        wait_for(lambda: worker_count(client) == 1, 90, "adaptive scale-down to the minimum")
+        wait_for(lambda: len(own_jobs(slurm, client)) == 1, 30, "idle jobs cancelled")
+
+
+def test_job_array_starts_all_workers_with_distinct_names(slurm):
+    with daskdeploy.deploy("slurm", workers=4, processes=2, quiet=True) as client:
+        names = sorted(w["name"] for w in client.scheduler_info(n_workers=-1)["workers"].values())
+        assert len(names) == 4 and len(set(names)) == 4
+        jobs = own_jobs(slurm, client)
+        assert len(jobs) == 2
+        assert all("_" in job["id"] for job in jobs), jobs  # array tasks: <array id>_<index>
+
+
+def test_exception_in_the_script_cancels_every_job(slurm, sandbox):
+    script = sandbox.script(
+        "fails.py",
+        "import daskdeploy\n"
+        "client = daskdeploy.deploy('slurm', workers=2)\n"
+        "print('connected', len(client.scheduler_info()['workers']), flush=True)\n"
+        "raise RuntimeError('the analysis failed')\n",
+    )
+    result = sandbox.run([sys.executable, str(script)])
+    assert result.returncode == 1
+    assert "connected 2" in result.stdout
+    assert "RuntimeError: the analysis failed" in result.stderr
+    assert not slurm.jobs()
+    sandbox.assert_clean()
+
+
+def test_sigint_to_daskdeploy_run_cancels_every_job(slurm, sandbox):
+    script = sandbox.script(
+        "slow.py",
+        "import time\nimport dask\nprint('running', flush=True)\ntime.sleep(120)\n",
+    )
+    process = sandbox.popen(
+        sandbox.command("run", "--backend", "slurm", "--workers", "2", str(script))
+    )
+    assert process.stdout.readline().strip() == "running"
+    assert len(slurm.jobs()) == 2
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    assert not slurm.jobs()
+    sandbox.assert_clean()
+
+
+def test_bad_partition_fails_fast_with_sbatch_reason(slurm):
+    started = time.monotonic()
+    with pytest.raises(daskdeploy.DeploymentError) as info:
+        daskdeploy.deploy("slurm", partition="nosuchpartition", quiet=True)
+    assert time.monotonic() - started < 10
+    message = str(info.value)
+    assert "invalid partition" in message.lower()
+    assert "sinfo" in message and "Nothing was submitted" in message
+    assert not slurm.jobs()
+
+
+def test_impossible_memory_fails_fast(slurm):
+    started = time.monotonic()
+    with pytest.raises(daskdeploy.DeploymentError, match="memory"):
+        daskdeploy.deploy("slurm", memory="10TB", quiet=True)
+    assert time.monotonic() - started < 10
+    assert not slurm.jobs()
+
+
+def test_missing_sbatch_is_reported_before_anything_starts(slurm, monkeypatch, tmp_path):
+    with monkeypatch.context() as patch:
+        patch.setenv("PATH", str(tmp_path))
+        status = daskdeploy.available_backends()["slurm"]
+        assert not status
+        assert "sbatch" in status.reason
+        with pytest.raises(daskdeploy.BackendUnavailableError, match="sbatch"):
+            daskdeploy.deploy("slurm", quiet=True)
+
+
+def test_unreachable_controller_is_a_clear_error(slurm, monkeypatch, tmp_path):
+    monkeypatch.setenv("SLURM_CONF", str(tmp_path / "missing.conf"))
+    started = time.monotonic()
+    with pytest.raises(daskdeploy.DeploymentError, match="SLURM_CONF"):
+        daskdeploy.deploy("slurm", quiet=True)
+    assert time.monotonic() - started < 5
+
+
+def test_workers_that_cannot_start_are_explained(slurm):
+    with pytest.raises(daskdeploy.DeploymentError) as info:
+        daskdeploy.deploy("slurm", python="/nonexistent/python", timeout=60, quiet=True)
+    message = str(info.value)
+    assert "ended before their workers connected" in message
+    assert "/nonexistent/python" in message  # the job's own output explains it
+    assert not slurm.jobs()
+
+
+def test_pending_jobs_are_named_with_slurms_reason(slurm):
+    # 3 nodes x 8 CPUs: a 16-core job can never start; the wait times out with the reason.
+    with pytest.raises(daskdeploy.DeploymentError) as info:
+        daskdeploy.deploy("slurm", cores=8, workers=4, timeout=4, quiet=True)
+    message = str(info.value)
+    assert "PENDING" in message and "(Resources)" in message
+    assert not slurm.jobs()
+
+
+def test_dry_run_prints_the_job_script_and_sbatch_verdict(slurm, sandbox):
+    result = sandbox.run(
+        sandbox.command("run", "--backend", "slurm", "-n", "3", "--dry-run", "x.py")
+    )
+    assert result.returncode == 2  # x.py does not exist
+    script = sandbox.script("x.py", "print('never runs')\n")
+    result = sandbox.run(
+        sandbox.command("run", "--backend", "slurm", "-n", "3", "--dry-run", str(script))
+    )
+    assert result.returncode == 0, result.stderr
+    assert "#SBATCH --cpus-per-task=1" in result.stdout
+    assert "Check: accepted" in result.stdout and "to start at" in result.stdout
+    assert "never runs" not in result.stdout
+    rejected = sandbox.run(
+        sandbox.command(
+            "run", "--backend", "slurm", "--option", "partition=nope", "--dry-run", str(script)
+        )
+    )
+    assert rejected.returncode == 1
+    assert "Check: REJECTED" in rejected.stdout
+    assert "invalid partition" in rejected.stderr.lower()
+    assert not slurm.jobs()
+    sandbox.assert_clean()
+
+
+@pytest.mark.parametrize("launcher", ["python", "daskdeploy-run"])
+@pytest.mark.parametrize("name", ["pi", "calc_mean", "wiki_bag", "airline"])
+def test_examples_run_unchanged_on_slurm(
+    slurm, sandbox, example_client, airline_dir, wiki_dir, name, launcher
+):
+    argv = {
+        "pi": ["--samples", "2000000", "--chunk", "250000"],
+        "calc_mean": ["--replicates", "40", "--n", "1000"],
+        "wiki_bag": ["--data", str(wiki_dir)],
+        "airline": ["--data", str(airline_dir)],
+    }[name]
+    expected = expected_output(name, argv, example_client)
+    script = str(EXAMPLES / f"{name}.py")
+    if launcher == "python":
+        sandbox.env.update(DASKDEPLOY_BACKEND="slurm", DASK_DASKDEPLOY__SLURM__WORKERS="2")
+        command = [sys.executable, script, *argv]
+    else:
+        command = sandbox.command("run", "--backend", "slurm", "--workers", "2", script, *argv)
+    result = sandbox.run(command)
+    assert result.returncode == 0, result.stderr
+    assert expected in result.stdout, (expected, result.stdout)
+    assert "on slurm: 2 workers" in result.stderr
+    assert not slurm.jobs()
+    sandbox.assert_clean()
+
+
+@pytest.fixture(scope="module")
+def example_client():
+    """A local deployment that computes the expected answers."""
+    with daskdeploy.deploy("local", workers=2, quiet=True) as client:
+        yield client
+
+
+def test_user_log_directory_is_kept(slurm, tmp_path):
+    logs = tmp_path / "logs"
+    with daskdeploy.deploy("slurm", workers=1, log_directory=str(logs), quiet=True) as client:
+        deployment_id = client.deployment.id
+    files = list(logs.glob(f"{deployment_id}-*.out"))
+    assert len(files) == 1, list(logs.iterdir())
+
+
+def test_worker_scratch_is_removed_when_the_job_ends(slurm, monkeypatch, tmp_path):
+    node_tmp = tmp_path / "node-tmp"
+    node_tmp.mkdir()
+    monkeypatch.setenv("TMPDIR", str(node_tmp))  # exported to the jobs by sbatch
+    with daskdeploy.deploy("slurm", workers=1, quiet=True) as client:
+        directory = client.run(lambda dask_worker: dask_worker.local_directory)
+        (path,) = directory.values()
+        assert Path(path).is_relative_to(node_tmp)
+    wait_for(lambda: not any(node_tmp.iterdir()), 20, "the worker's scratch to be removed")
+    assert os.listdir(node_tmp) == []
