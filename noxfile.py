@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+
 import nox
 
 nox.options.default_venv_backend = "venv"
@@ -9,9 +12,56 @@ nox.options.reuse_existing_virtualenvs = True
 nox.options.sessions = ["lint", "tests", "docs"]
 
 
+#: Programs the integration tests run for real, and the Debian package of each.
+SYSTEM_PROGRAMS = {
+    "slurmctld": "slurm-wlm",
+    "slurmd": "slurm-wlm",
+    "sbatch": "slurm-wlm",
+    "munged": "munge",
+}
+
+
+def _missing_system_packages() -> list[str]:
+    search = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin"])
+    return sorted(
+        {
+            package
+            for program, package in SYSTEM_PROGRAMS.items()
+            if not shutil.which(program, path=search)
+        }
+    )
+
+
+def _ensure_system_packages(session: nox.Session) -> None:
+    """Install the real SLURM the tests need; as root with apt, else say what is missing."""
+    missing = _missing_system_packages()
+    if not missing:
+        return
+    can_install = (
+        os.geteuid() == 0 and shutil.which("apt-get") and not os.environ.get("DASKDEPLOY_NO_APT")
+    )
+    if not can_install:
+        session.warn(
+            f"Missing system packages: {' '.join(missing)}. The tests that need them will be "
+            f"skipped (and fail under CI). Install them with: "
+            f"sudo apt-get install -y {' '.join(missing)}"
+        )
+        return
+    session.log(f"Installing system packages the tests need: {' '.join(missing)}")
+    env = {"DEBIAN_FRONTEND": "noninteractive"}
+    session.run("apt-get", "update", "-qq", external=True, env=env)
+    session.run("apt-get", "install", "-y", "-qq", *missing, external=True, env=env)
+
+
 @nox.session
 def tests(session: nox.Session) -> None:
-    """Install daskdeploy with every extra and run the whole test suite."""
+    """Install daskdeploy with every extra, and SLURM if missing (as root), then run the suite.
+
+    The SLURM, sshd and MPI tests run real daemons. As root on Debian/Ubuntu the missing
+    system packages are installed with apt-get (set DASKDEPLOY_NO_APT=1 to prevent it);
+    otherwise the exact apt-get command is printed and those tests are skipped.
+    """
+    _ensure_system_packages(session)
     session.install("-e", ".[all,test]")
     session.run("python", "-m", "pytest", *session.posargs)
 

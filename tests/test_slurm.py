@@ -243,3 +243,18 @@ def test_worker_scratch_is_removed_when_the_job_ends(slurm, monkeypatch, tmp_pat
         assert Path(path).is_relative_to(node_tmp)
     wait_for(lambda: not any(node_tmp.iterdir()), 20, "the worker's scratch to be removed")
     assert os.listdir(node_tmp) == []
+
+
+def test_retiring_workers_are_replaced_without_losing_tasks(slurm):
+    # Defined here so it is pickled by value: SLURM workers cannot import test modules.
+    def _slow_identity(index: int) -> tuple[int, str]:
+        from distributed import get_worker
+
+        time.sleep(0.3)
+        return index, get_worker().name
+
+    with daskdeploy.deploy("slurm", adapt=[2, 3], lifetime="6s", quiet=True) as client:
+        results = client.gather(client.map(_slow_identity, range(60), pure=False))
+    assert [index for index, _ in results] == list(range(60))
+    workers = {name for _, name in results}
+    assert len(workers) > 2, f"no worker retired and was replaced: {workers}"

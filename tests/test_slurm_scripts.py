@@ -77,7 +77,7 @@ def test_default_script_cleans_worker_scratch_and_tags_the_job() -> None:
 
 def test_lifetime_off_and_explicit() -> None:
     assert "--lifetime" not in preview(lifetime="off")
-    assert "--lifetime 600s" in preview(lifetime="10 minutes")
+    assert "--lifetime 600s --lifetime-stagger 120s" in preview(lifetime="10 minutes")
 
 
 @pytest.mark.parametrize(

@@ -341,7 +341,9 @@ def _job_kwargs(options: ResolvedOptions, job_name: str, log_dir: str) -> dict[s
     if options["lifetime"] == "auto":
         worker_args += worker_lifetime(slurmctl.parse_walltime(options["walltime"])).worker_args()
     elif options["lifetime"] != "off":
-        worker_args += ["--lifetime", f"{options['lifetime']:g}s"]
+        # Staggered by a fifth, so workers started together do not all leave together.
+        lifetime = options["lifetime"]
+        worker_args += ["--lifetime", f"{lifetime:g}s", "--lifetime-stagger", f"{lifetime / 5:g}s"]
     worker_args += options["worker_extra_args"]
     return {
         "cores": layout.cores,
