@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
-from distributed import Client
+from distributed import Client, wait
 
 import daskdeploy
 from conftest import EXAMPLES, expected_output
@@ -245,6 +245,14 @@ def test_worker_scratch_is_removed_when_the_job_ends(slurm, monkeypatch, tmp_pat
     assert os.listdir(node_tmp) == []
 
 
+def test_fixed_size_cluster_replaces_retired_workers(slurm):
+    with daskdeploy.deploy("slurm", workers=2, lifetime="4s", quiet=True) as client:
+        first = set(client.run(lambda: 1))
+        wait_for(lambda: len(set(client.run(lambda: 1)) - first) >= 2, 60, "replacements")
+        assert client.submit(lambda: 42).result(timeout=30) == 42
+        assert len(own_jobs(slurm, client)) == 2
+
+
 def test_retiring_workers_are_replaced_without_losing_tasks(slurm):
     # Defined here so it is pickled by value: SLURM workers cannot import test modules.
     def _slow_identity(index: int) -> tuple[int, str]:
@@ -254,7 +262,9 @@ def test_retiring_workers_are_replaced_without_losing_tasks(slurm):
         return index, get_worker().name
 
     with daskdeploy.deploy("slurm", adapt=[2, 3], lifetime="6s", quiet=True) as client:
-        results = client.gather(client.map(_slow_identity, range(60), pure=False))
+        futures = client.map(_slow_identity, range(60), pure=False)
+        wait(futures, timeout=120)
+        results = client.gather(futures)
     assert [index for index, _ in results] == list(range(60))
     workers = {name for _, name in results}
     assert len(workers) > 2, f"no worker retired and was replaced: {workers}"

@@ -21,6 +21,7 @@ import itertools
 import logging
 import signal
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -143,6 +144,65 @@ class DeploySLURMJob(SLURMJob):
 
 
 class DeploySLURMCluster(SLURMCluster):
-    """:class:`dask_jobqueue.SLURMCluster` whose jobs are :class:`DeploySLURMJob`."""
+    """:class:`dask_jobqueue.SLURMCluster` that replaces worker jobs which end on their own.
+
+    In distributed's SpecCluster a worker whose job ends (it reached its lifetime before
+    the walltime, the job was cancelled, the node failed) keeps its place in the plan, so
+    neither a fixed-size cluster nor :class:`distributed.deploy.Adaptive` ever starts a
+    replacement: the cluster silently shrinks, down to no workers at all. Here the job is
+    resubmitted under the same name about a second after its last worker left, unless the
+    worker was removed on purpose (scale down, adapt, close). A job that ends three times
+    within 30 s is not replaced again, so a crashing worker cannot loop forever.
+    """
 
     job_cls = DeploySLURMJob
+    replace_delay = 1.0
+    crash_window = 30.0
+    crash_limit = 3
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._replaced_at: dict[str, list[float]] = {}
+        super().__init__(*args, **kwargs)
+
+    def _update_worker_status(self, op: str, msg: Any) -> None:
+        name = None
+        if op == "remove":
+            name = self.scheduler_info["workers"].get(msg, {}).get("name")
+        super()._update_worker_status(op, msg)
+        if name is not None:
+            asyncio.get_running_loop().call_later(
+                self.replace_delay, self._replace_if_ended, str(name)
+            )
+
+    def _spec_name(self, worker_name: str) -> str | None:
+        if worker_name in self.worker_spec:
+            return worker_name
+        base, _, _ = worker_name.rpartition("-")
+        return base if "group" in self.worker_spec.get(base, {}) else None
+
+    def _replace_if_ended(self, worker_name: str) -> None:
+        spec_name = self._spec_name(worker_name)
+        if self.status != Status.running or spec_name is None or spec_name not in self.workers:
+            return  # closing, scaled down on purpose, or already replaced
+        group = self.worker_spec[spec_name].get("group")
+        names = {spec_name + suffix for suffix in group} if group else {spec_name}
+        if names & self.observed:
+            return  # other workers of the same job still run
+        now = time.monotonic()
+        recent = [t for t in self._replaced_at.get(spec_name, []) if now - t < self.crash_window]
+        job = self.workers.pop(spec_name)
+        self._futures.add(asyncio.ensure_future(job.close()))
+        if len(recent) + 1 >= self.crash_limit:
+            del self.worker_spec[spec_name]
+            logger.error(
+                "Worker job %s (%s) ended %d times within %.0f s; not replacing it again. "
+                "Its output is in the job log directory.",
+                job.job_id,
+                spec_name,
+                len(recent) + 1,
+                self.crash_window,
+            )
+            return
+        self._replaced_at[spec_name] = [*recent, now]
+        logger.info("Worker job %s (%s) ended; submitting a replacement.", job.job_id, spec_name)
+        self._correct_state()
