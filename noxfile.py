@@ -95,3 +95,4 @@ def bench(session: nox.Session) -> None:
     """Run the benchmarks and write their results under benchmarks/results/."""
     session.install("-e", ".[all]")
     session.run("python", "benchmarks/bench_local.py", *session.posargs)
+    session.run("python", "benchmarks/bench_slurm.py", *session.posargs)

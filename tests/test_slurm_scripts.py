@@ -139,3 +139,20 @@ def test_dry_run_describes_jobs_and_array() -> None:
     text = daskdeploy.plan("slurm", workers=6, processes=2).describe()
     assert "3 job(s) for 6 worker(s), submitted as one job array" in text
     assert "#SBATCH --cpus-per-task=2" in text
+
+
+def test_unquoted_yaml_times_are_refused_or_understood() -> None:
+    with pytest.raises(daskdeploy.OptionError, match="quote it in YAML"):
+        daskdeploy.plan("slurm", walltime=43200)  # YAML's reading of an unquoted 12:00:00
+    assert daskdeploy.plan("slurm", lifetime=False).options["lifetime"] == "off"
+
+
+def test_jobqueue_settings_do_not_leak_into_the_job_script() -> None:
+    import dask.config
+
+    with dask.config.set(
+        {"jobqueue.slurm.queue": "fromjq", "jobqueue.slurm.log-directory": "/jq/logs"}
+    ):
+        script = preview()
+    assert "-p fromjq" not in script
+    assert "/jq/logs" not in script

@@ -24,6 +24,7 @@ import contextlib
 import importlib.util
 import ipaddress
 import os
+import re
 import socket
 import sys
 import time
@@ -66,9 +67,23 @@ def default_log_root() -> Path:
 
 
 def _walltime(value: Any) -> str:
-    text_value = text(value)
-    slurmctl.parse_walltime(text_value)
-    return text_value
+    if not isinstance(value, str):
+        # YAML reads an unquoted 12:00:00 as the number 43200, which SLURM would take as
+        # minutes (30 days): refuse numbers rather than guess.
+        raise ValueError(
+            f"expected a SLURM time limit as text such as '01:00:00' (quote it in YAML, "
+            f"where an unquoted 12:00:00 becomes the number 43200), got {value!r}"
+        )
+    slurmctl.parse_walltime(value)
+    return value.strip()
+
+
+_lifetime_keyword = duration_or_keyword("auto", "off")
+
+
+def _lifetime(value: Any) -> float | str:
+    # YAML reads an unquoted `off` as false.
+    return "off" if value is False else _lifetime_keyword(value)
 
 
 class SlurmBackend(Backend):
@@ -132,7 +147,7 @@ class SlurmBackend(Backend):
         ),
         Option(
             "lifetime",
-            duration_or_keyword("auto", "off"),
+            _lifetime,
             "When workers retire: 'auto' (before the walltime, staggered), 'off', or a "
             "duration such as '50 minutes'.",
         ),
@@ -233,7 +248,7 @@ class SlurmBackend(Backend):
 
     def start(self, options: ResolvedOptions, context: StartContext) -> Running:
         """Check with SLURM, start the scheduler here, submit the worker jobs."""
-        from .slurm_jobs import ArraySubmitter, DeploySLURMCluster
+        from .slurm_jobs import ArraySubmitter, DeploySLURMCluster, isolated_config_name
 
         self.check(options)
         layout = _Layout.from_options(options)
@@ -244,6 +259,7 @@ class SlurmBackend(Backend):
         job_name = context.deployment_id
         cluster = DeploySLURMCluster(
             name=job_name,
+            config_name=isolated_config_name(),
             scheduler_options=_scheduler_options(options),
             submitter=submitter,
             **_job_kwargs(options, job_name, log_dir.path),
@@ -368,13 +384,13 @@ def _job_kwargs(options: ResolvedOptions, job_name: str, log_dir: str) -> dict[s
 
 def _preview_script(options: ResolvedOptions) -> str:
     """The job script a worker job would run, with placeholders for run-time values."""
-    from .slurm_jobs import DeploySLURMJob
+    from .slurm_jobs import DeploySLURMJob, isolated_config_name
 
     log_dir = options["log_directory"] or str(default_log_root() / _DRY_RUN_ID)
     job = DeploySLURMJob(
         scheduler="tcp://<scheduler-address>:<port>",
         name="<worker-name>",
-        config_name="slurm",
+        config_name=isolated_config_name(),
         **_job_kwargs(options, _DRY_RUN_ID, log_dir),
     )
     return job.job_script()
@@ -464,6 +480,7 @@ def _preflight_tools() -> None:
 
 def _rejection_message(exc: CommandError, options: ResolvedOptions) -> str:
     said = exc.result.output_tail() if exc.result else str(exc)
+    said = " ".join(re.sub(r"^sbatch: (error: )?", "", line) for line in said.splitlines())
     hints = []
     lowered = said.lower()
     if "partition" in lowered:
@@ -545,5 +562,5 @@ class _StartupWatcher:
                 lines = path.read_text(errors="replace").strip().splitlines()[-15:]
             except OSError:
                 continue
-            tails.append(f"\n--- {path} (last lines) ---\n" + "\n".join(lines))
+            tails.append(f"\n--- last lines of job {job_id}'s output ---\n" + "\n".join(lines))
         return "".join(tails)

@@ -51,9 +51,34 @@ def _sigint_kept() -> Iterator[None]:
 with _sigint_kept():
     from dask_jobqueue.slurm import SLURMCluster, SLURMJob
 
-__all__ = ["ArraySubmitter", "DeploySLURMCluster", "DeploySLURMJob"]
+__all__ = ["ArraySubmitter", "DeploySLURMCluster", "DeploySLURMJob", "isolated_config_name"]
+
+#: dask-jobqueue config section daskdeploy's jobs read: jobqueue's own packaged SLURM
+#: defaults, untouched by the user's ``jobqueue.slurm`` settings.
+CONFIG_NAME = "daskdeploy-slurm"
 
 logger = logging.getLogger(__name__)
+
+
+def isolated_config_name() -> str:
+    """Register and return a jobqueue config section holding only jobqueue's defaults.
+
+    dask-jobqueue fills every argument left ``None`` from ``jobqueue.<config_name>.*``. With
+    the usual ``slurm`` section, settings in a user's ``jobqueue.yaml`` (queue, account,
+    job-mem, log-directory) would reach the job script behind daskdeploy's back, while
+    ``--dry-run`` reported the option as unset. daskdeploy's options are the one place
+    where job settings come from, so its jobs read a section with jobqueue's packaged
+    defaults only.
+    """
+    import dask.config
+    import dask_jobqueue
+    import yaml
+
+    if dask.config.get(f"jobqueue.{CONFIG_NAME}", None) is None:
+        packaged = Path(dask_jobqueue.__file__).with_name("jobqueue.yaml")
+        defaults = yaml.safe_load(packaged.read_text())["jobqueue"]["slurm"]
+        dask.config.update_defaults({"jobqueue": {CONFIG_NAME: defaults}})
+    return CONFIG_NAME
 
 
 class ArraySubmitter:
