@@ -184,6 +184,22 @@ def _tail(path: Path, lines: int = _LOG_TAIL_LINES) -> str:
     return "\n".join(text.rstrip().splitlines()[-lines:]) or "(empty)"
 
 
+def _die_with_parent() -> None:
+    """In the child before exec: get SIGTERM when the process that started us dies.
+
+    Without it, daemons outlive a test run or ``python -m daskdeploy.testing.slurm`` that
+    was killed with SIGKILL. Linux only; silently skipped elsewhere.
+    """
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
+    except (OSError, AttributeError):
+        pass
+
+
 def _free_ports(count: int) -> list[int]:
     """Pick ``count`` distinct free TCP ports on 127.0.0.1."""
     sockets = []
@@ -504,6 +520,7 @@ class LocalSlurm:
                 env=env,
                 cwd=self.root,
                 start_new_session=True,
+                preexec_fn=_die_with_parent,
             )
         self._procs[name] = proc
         return proc
