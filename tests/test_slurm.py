@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -12,7 +14,7 @@ import pytest
 from distributed import Client, wait
 
 import daskdeploy
-from conftest import EXAMPLES, expected_output
+from conftest import EXAMPLES, REPO, expected_output
 from daskdeploy.backends.slurm import default_log_root
 
 pytest.importorskip("dask_jobqueue", reason="dask-jobqueue is part of daskdeploy[slurm]")
@@ -268,3 +270,24 @@ def test_retiring_workers_are_replaced_without_losing_tasks(slurm):
     assert [index for index, _ in results] == list(range(60))
     workers = {name for _, name in results}
     assert len(workers) > 2, f"no worker retired and was replaced: {workers}"
+
+
+def test_driver_job_template_runs_the_main_job(slurm, sandbox):
+    """examples/sbatch/driver.sbatch, submitted as users submit it, runs pi and cleans up."""
+    output = sandbox.root / "driver.out"
+    env = {**sandbox.env, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    result = subprocess.run(
+        ["sbatch", "--wait", f"--output={output}", "examples/sbatch/driver.sbatch"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    log = output.read_text() if output.exists() else ""
+    assert result.returncode == 0, (result.stderr, log)
+    assert re.search(r"pi ~ 3\.14", log), log
+    assert "on slurm: 8 workers" in log and "Driver job done" in log
+    assert slurm.wait_for_no_jobs(timeout=30)
+    sandbox.assert_clean()
