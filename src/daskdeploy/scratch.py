@@ -22,6 +22,17 @@ PREFIX = "daskdeploy-"
 _PATTERN = re.compile(r"^daskdeploy-(dd-[0-9a-f]+)-pid(\d+)-")
 
 
+def shared_cache_dir(*parts: str) -> Path:
+    """A directory under ``$XDG_CACHE_HOME/daskdeploy`` (``~/.cache/daskdeploy``).
+
+    For files that compute nodes must read or write (job output, scheduler files): home
+    directories are shared with compute nodes on nearly every cluster, ``/tmp`` is not.
+    The directory is not created.
+    """
+    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(cache, "daskdeploy", *parts)
+
+
 def new_deployment_id() -> str:
     """Return a fresh deployment id such as ``dd-3f9a61c2``."""
     return f"dd-{secrets.token_hex(4)}"

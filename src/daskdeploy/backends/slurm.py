@@ -23,7 +23,6 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import ipaddress
-import os
 import re
 import socket
 import sys
@@ -48,6 +47,7 @@ from ..options import (
     text_list,
     whole_number,
 )
+from ..scratch import shared_cache_dir
 from .base import Availability, Backend, Running, StartContext
 
 __all__ = ["SlurmBackend", "default_log_root"]
@@ -59,11 +59,9 @@ _DRY_RUN_ID = "dd-<id>"
 def default_log_root() -> Path:
     """Directory under which per-deployment job output goes by default.
 
-    ``$XDG_CACHE_HOME/daskdeploy/slurm-logs`` (``~/.cache/...``): home directories are
-    shared with compute nodes on nearly every cluster, while ``/tmp`` is not.
+    ``$XDG_CACHE_HOME/daskdeploy/slurm-logs`` (``~/.cache/...``), shared with the nodes.
     """
-    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(cache) / "daskdeploy" / "slurm-logs"
+    return shared_cache_dir("slurm-logs")
 
 
 def _walltime(value: Any) -> str:
