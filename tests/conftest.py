@@ -133,9 +133,10 @@ class Sandbox:
         assert not left, f"processes left running: {[p.cmdline() for p in left]}"
         leftovers = sorted(p.name for p in self.tmpdir.iterdir())
         assert not leftovers, f"files left in TMPDIR: {leftovers}"
-        logs = self.cache_dir / "daskdeploy" / "slurm-logs"
-        left_logs = sorted(p.name for p in logs.iterdir()) if logs.exists() else []
-        assert not left_logs, f"job log directories left: {left_logs}"
+        for kind in ("slurm-logs", "rendezvous"):
+            shared = self.cache_dir / "daskdeploy" / kind
+            left = sorted(p.name for p in shared.iterdir()) if shared.exists() else []
+            assert not left, f"files left in {shared}: {left}"
 
 
 @pytest.fixture
@@ -237,3 +238,12 @@ def expected_output(name: str, argv: list[str], client) -> str:
         return f"{matches:,} of {total:,} lines are 'en' titles matching 'Obama'"
     max_delay, _ = module.delay_summary(str(Path(options["--data"]) / "*.csv.bz2"))
     return f"largest departure delay: {max_delay:.0f} min"
+
+
+@pytest.fixture(scope="module")
+def example_client():
+    """A local deployment that computes the examples' expected answers."""
+    import daskdeploy
+
+    with daskdeploy.deploy("local", workers=2, quiet=True) as client:
+        yield client

@@ -220,13 +220,6 @@ def test_examples_run_unchanged_on_slurm(
     sandbox.assert_clean()
 
 
-@pytest.fixture(scope="module")
-def example_client():
-    """A local deployment that computes the expected answers."""
-    with daskdeploy.deploy("local", workers=2, quiet=True) as client:
-        yield client
-
-
 def test_user_log_directory_is_kept(slurm, tmp_path):
     logs = tmp_path / "logs"
     with daskdeploy.deploy("slurm", workers=1, log_directory=str(logs), quiet=True) as client:

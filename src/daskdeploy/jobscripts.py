@@ -11,9 +11,35 @@ import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-__all__ = ["WorkerLifetime", "as_array_script", "worker_lifetime"]
+__all__ = [
+    "WORKER_DIR_VARIABLE",
+    "WorkerLifetime",
+    "as_array_script",
+    "worker_lifetime",
+    "worker_scratch_lines",
+]
 
 NAMES_VARIABLE = "DASKDEPLOY_WORKER_NAMES"
+#: Shell variable holding the worker's private spill directory (see worker_scratch_lines).
+WORKER_DIR_VARIABLE = "DASKDEPLOY_WORKER_DIR"
+
+
+def worker_scratch_lines(tag: str) -> list[str]:
+    """Shell lines that make a private spill directory in ``$TMPDIR`` and remove it at exit.
+
+    The directory's path is in ``$DASKDEPLOY_WORKER_DIR``; pass it to ``dask worker
+    --local-directory``. ``tag`` (the deployment id) goes into its name.
+
+    >>> for line in worker_scratch_lines("dd-1"):
+    ...     print(line)
+    DASKDEPLOY_WORKER_DIR="$(mktemp -d "${TMPDIR:-/tmp}/daskdeploy-dd-1-XXXXXX")"
+    trap 'rm -rf "$DASKDEPLOY_WORKER_DIR"' EXIT
+    """
+    template = f"${{TMPDIR:-/tmp}}/daskdeploy-{tag}-XXXXXX"
+    return [
+        f'{WORKER_DIR_VARIABLE}="$(mktemp -d "{template}")"',
+        f"trap 'rm -rf \"${WORKER_DIR_VARIABLE}\"' EXIT",
+    ]
 
 
 def as_array_script(script: str, worker_names: Sequence[str], name_in_script: str) -> str:

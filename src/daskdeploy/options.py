@@ -29,6 +29,7 @@ __all__ = [
     "text",
     "text_list",
     "whole_number",
+    "worker_lifetime_setting",
 ]
 
 Converter = Callable[[Any], Any]
@@ -171,6 +172,20 @@ def duration_or_keyword(*keywords: str) -> Converter:
             ) from None
 
     return convert
+
+
+_lifetime_keyword = duration_or_keyword("auto", "off")
+
+
+def worker_lifetime_setting(value: Any) -> float | str:
+    """Converter for worker lifetimes: ``"auto"``, ``"off"`` or a duration in seconds.
+
+    YAML reads an unquoted ``off`` as ``False``, which means ``"off"`` too.
+
+    >>> worker_lifetime_setting(False), worker_lifetime_setting("50 minutes")
+    ('off', 3000.0)
+    """
+    return "off" if value is False else _lifetime_keyword(value)
 
 
 def adapt_range(value: Any) -> tuple[int, int]:

@@ -32,6 +32,7 @@ ENTRY_POINT_GROUP = "daskdeploy.backends"
 BUILTIN_BACKENDS: dict[str, str] = {
     "local": "daskdeploy.backends.local:LocalBackend",
     "slurm": "daskdeploy.backends.slurm:SlurmBackend",
+    "allocation": "daskdeploy.backends.allocation:AllocationBackend",
 }
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,11 +22,13 @@ __all__ = [
     "SlurmJob",
     "cancel_jobs",
     "check_controller",
+    "hostnames",
     "list_jobs",
     "node_addresses",
     "parse_walltime",
     "submit",
     "test_submit",
+    "time_left",
     "tools_missing_reason",
 ]
 
@@ -183,8 +186,16 @@ def cancel_jobs(name: str, *, wait: float = 30.0) -> list[SlurmJob]:
         time.sleep(0.2)
 
 
-def node_addresses(partition: str | None = None) -> list[str]:
-    """Return the addresses (``NodeAddr``) of the nodes of ``partition`` (all nodes if None)."""
+def node_addresses(partition: str | None = None, names: Sequence[str] | None = None) -> list[str]:
+    """Return the addresses (``NodeAddr``) of nodes, by partition and/or node name.
+
+    Parameters
+    ----------
+    partition
+        Only nodes of this partition (all partitions if None).
+    names
+        Only these nodes (all if None), e.g. from :func:`hostnames`.
+    """
     result = run_command(
         ["scontrol", "-o", "show", "node"], timeout=_QUICK, what="listing nodes with scontrol"
     )
@@ -193,10 +204,33 @@ def node_addresses(partition: str | None = None) -> list[str]:
         fields = dict(_scontrol_fields(line))
         if partition and partition not in fields.get("Partitions", "").split(","):
             continue
+        if names is not None and fields.get("NodeName") not in names:
+            continue
         address = fields.get("NodeAddr") or fields.get("NodeHostName") or fields.get("NodeName")
         if address:
             addresses.append(address)
     return addresses
+
+
+def hostnames(nodelist: str) -> list[str]:
+    """Expand a SLURM node list such as ``n[1-3]`` into node names."""
+    result = run_command(
+        ["scontrol", "show", "hostnames", nodelist], timeout=_QUICK, what="expanding a node list"
+    )
+    return result.stdout.split()
+
+
+def time_left(job_id: str) -> int | None:
+    """Seconds before SLURM ends job ``job_id``, or ``None`` if it has no time limit."""
+    result = run_command(
+        ["squeue", "-h", "-j", job_id, "-o", "%L"],
+        timeout=_QUICK,
+        what="asking SLURM for the time left",
+    )
+    try:
+        return parse_walltime(result.stdout.strip())
+    except ValueError:
+        return None  # UNLIMITED, NOT_SET, INVALID
 
 
 def _scontrol_fields(line: str) -> list[tuple[str, str]]:

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from distributed import Security
     from distributed.deploy import Cluster
 
-__all__ = ["Availability", "Backend", "Running", "StartContext"]
+__all__ = ["Availability", "Backend", "Running", "StartContext", "dashboard_link"]
 
 
 @dataclass(frozen=True)
@@ -176,3 +176,9 @@ class Backend(abc.ABC):
         If it raises, it must leave nothing running that it started; daskdeploy removes
         the scratch directory.
         """
+
+
+def dashboard_link(cluster: Cluster) -> str | None:
+    """The loopback URL of the dashboard served by ``cluster``'s scheduler, if it runs one."""
+    port = getattr(getattr(cluster.scheduler, "http_server", None), "port", None)
+    return f"http://127.0.0.1:{port}/status" if port else None

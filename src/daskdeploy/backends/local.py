@@ -8,10 +8,10 @@ machines and two deployments on one machine never collide.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from ..options import Option, ResolvedOptions, boolean
-from .base import Backend, Running, StartContext
+from .base import Backend, Running, StartContext, dashboard_link
 
 __all__ = ["LocalBackend"]
 
@@ -83,10 +83,5 @@ class LocalBackend(Backend):
             address=cluster.scheduler_address,
             cluster=cluster,
             expected_workers=workers,
-            dashboard_link=_dashboard_link(cluster) if options["dashboard"] else None,
+            dashboard_link=dashboard_link(cluster) if options["dashboard"] else None,
         )
-
-
-def _dashboard_link(cluster: Any) -> str | None:
-    port = getattr(getattr(cluster.scheduler, "http_server", None), "port", None)
-    return f"http://{LOOPBACK}:{port}/status" if port else None

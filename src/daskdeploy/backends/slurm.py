@@ -22,9 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
-import ipaddress
 import re
-import socket
 import sys
 import time
 from collections.abc import Callable
@@ -34,25 +32,25 @@ from typing import Any, ClassVar
 from .. import slurmctl
 from ..commands import CommandError
 from ..errors import DeploymentError, OptionError
-from ..jobscripts import worker_lifetime
+from ..jobscripts import WORKER_DIR_VARIABLE, worker_lifetime, worker_scratch_lines
+from ..network import address_facing
 from ..options import (
     Option,
     ResolvedOptions,
     adapt_range,
     boolean,
-    duration_or_keyword,
     duration_seconds,
     memory_size,
     text,
     text_list,
     whole_number,
+    worker_lifetime_setting,
 )
 from ..scratch import shared_cache_dir
-from .base import Availability, Backend, Running, StartContext
+from .base import Availability, Backend, Running, StartContext, dashboard_link
 
 __all__ = ["SlurmBackend", "default_log_root"]
 
-WORKER_DIR_VARIABLE = "DASKDEPLOY_WORKER_DIR"
 _DRY_RUN_ID = "dd-<id>"
 
 
@@ -74,14 +72,6 @@ def _walltime(value: Any) -> str:
         )
     slurmctl.parse_walltime(value)
     return value.strip()
-
-
-_lifetime_keyword = duration_or_keyword("auto", "off")
-
-
-def _lifetime(value: Any) -> float | str:
-    # YAML reads an unquoted `off` as false.
-    return "off" if value is False else _lifetime_keyword(value)
 
 
 class SlurmBackend(Backend):
@@ -145,7 +135,7 @@ class SlurmBackend(Backend):
         ),
         Option(
             "lifetime",
-            _lifetime,
+            worker_lifetime_setting,
             "When workers retire: 'auto' (before the walltime, staggered), 'off', or a "
             "duration such as '50 minutes'.",
         ),
@@ -282,7 +272,7 @@ class SlurmBackend(Backend):
             address=cluster.scheduler_address,
             cluster=cluster,
             expected_workers=expected,
-            dashboard_link=_dashboard_link(cluster) if options["dashboard"] else None,
+            dashboard_link=dashboard_link(cluster) if options["dashboard"] else None,
             stop=stop,
             check=watcher.check,
             diagnose=watcher.diagnose,
@@ -345,11 +335,7 @@ def _job_kwargs(options: ResolvedOptions, job_name: str, log_dir: str) -> dict[s
     prologue = list(options["job_script_prologue"])
     local_directory = options["local_directory"]
     if local_directory is None:
-        template = f"${{TMPDIR:-/tmp}}/daskdeploy-{job_name}-XXXXXX"
-        prologue += [
-            f'{WORKER_DIR_VARIABLE}="$(mktemp -d "{template}")"',
-            f"trap 'rm -rf \"${WORKER_DIR_VARIABLE}\"' EXIT",
-        ]
+        prologue += worker_scratch_lines(job_name)
         local_directory = f'"${WORKER_DIR_VARIABLE}"'
     worker_args = [] if options["worker_dashboard"] else ["--no-dashboard"]
     if options["lifetime"] == "auto":
@@ -413,36 +399,12 @@ def _scheduler_options(options: ResolvedOptions) -> dict[str, Any]:
 
 
 def _address_facing_nodes(partition: str | None) -> str:
-    """This host's address on the route to the partition's first node (loopback if local)."""
-    from distributed.utils import get_ip
-
+    """This host's address on the route to the partition's nodes (loopback if local)."""
     try:
         nodes = slurmctl.node_addresses(partition)
     except CommandError:
         nodes = []
-    if not nodes:
-        return get_ip()
-    if all(_is_loopback(node) for node in nodes):
-        return "127.0.0.1"
-    return get_ip(nodes[0])
-
-
-def _is_loopback(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        pass
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(socket.gethostbyname(host)).is_loopback
-    except (OSError, ValueError):
-        return False
-
-
-def _dashboard_link(cluster: Any) -> str | None:
-    port = getattr(getattr(cluster.scheduler, "http_server", None), "port", None)
-    return f"http://127.0.0.1:{port}/status" if port else None
+    return address_facing(nodes)
 
 
 # --- logs, checks and clean-up ----------------------------------------------------------

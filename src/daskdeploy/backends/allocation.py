@@ -1,0 +1,336 @@
+"""The ``allocation`` backend: Dask inside a SLURM allocation you already hold.
+
+Run from a batch script or an ``salloc`` shell, ``deploy("allocation")`` (or ``deploy()``,
+which recognises the allocation) starts the scheduler here, in the batch step, and one
+worker per SLURM task with a single ``srun`` step across the allocation's nodes. Threads
+and memory per worker come from the job's ``--cpus-per-task`` and ``--mem-per-cpu`` /
+``--mem``; workers retire before the job's time limit. No extra job is submitted.
+
+The workers find the scheduler through its scheduler file (in a directory the nodes
+share) and the client waits for them with a deadline. Closing stops the ``srun`` step and
+the scheduler and removes the scheduler file.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, ClassVar
+
+from .. import slurmctl
+from ..commands import CommandError
+from ..errors import BackendUnavailableError, OptionError
+from ..jobscripts import WORKER_DIR_VARIABLE, worker_lifetime, worker_scratch_lines
+from ..network import address_facing
+from ..options import (
+    Option,
+    ResolvedOptions,
+    boolean,
+    duration_seconds,
+    text,
+    text_list,
+    worker_lifetime_setting,
+)
+from ..rendezvous import shared_rendezvous_dir
+from ..slurmenv import Allocation, in_allocation
+from .base import Availability, Backend, Running, StartContext, dashboard_link
+
+__all__ = ["AllocationBackend"]
+
+_STOP_GRACE = 15.0  # seconds for the workers to leave after the scheduler closed
+
+
+class AllocationBackend(Backend):
+    """Scheduler in the batch step, one worker per task via ``srun``."""
+
+    name = "allocation"
+    kind = "in-place"
+    summary = "inside an sbatch/salloc allocation: scheduler here, srun dask worker per task"
+    extra_options: ClassVar[tuple[Option, ...]] = (
+        Option(
+            "lifetime",
+            worker_lifetime_setting,
+            "When workers retire: 'auto' (before the job's time limit), 'off', or a duration.",
+        ),
+        Option(
+            "death_timeout",
+            duration_seconds,
+            "Seconds a worker waits for a lost scheduler before exiting.",
+        ),
+        Option("srun_extra_args", text_list, "More srun arguments, e.g. ['--gpus-per-task=1']."),
+        Option("worker_extra_args", text_list, "More arguments for `dask worker`."),
+        Option(
+            "interface",
+            text,
+            "Network interface for the scheduler and workers, e.g. 'ib0' (null: automatic).",
+            nullable=True,
+        ),
+        Option(
+            "scheduler_host",
+            text,
+            "Address the scheduler listens on (null: this node's address facing the "
+            "allocation's other nodes; 127.0.0.1 when they are all this machine).",
+            nullable=True,
+        ),
+        Option(
+            "python",
+            text,
+            "Python that runs the workers (null: this Python).",
+            nullable=True,
+        ),
+        Option("nanny", boolean, "Run a nanny that restarts a worker that dies."),
+    )
+
+    def available(self) -> Availability:
+        """Available inside a SLURM job whose ``srun`` is on PATH."""
+        if not in_allocation(os.environ):
+            return Availability.missing(
+                "not inside a SLURM allocation (SLURM_JOB_ID is not set). Use it in an sbatch "
+                "script or an salloc shell; `daskdeploy sbatch` writes such a script, or use "
+                "the slurm backend to submit worker jobs from here."
+            )
+        missing = slurmctl.tools_missing_reason()
+        if missing:
+            return Availability.missing(missing)
+        return Availability.ok(f"SLURM job {os.environ['SLURM_JOB_ID']}")
+
+    def detect(self) -> bool:
+        """Recognise a batch script or salloc shell (not an srun task)."""
+        if not in_allocation(os.environ):
+            return False
+        try:
+            return not Allocation.from_environ(os.environ).in_step
+        except ValueError:
+            return False
+
+    def validate(self, options: ResolvedOptions) -> None:
+        """Refuse more workers than the allocation has tasks (when inside one)."""
+        if options["workers"] is None or not in_allocation(os.environ):
+            return
+        allocation = Allocation.from_environ(os.environ)
+        if options["workers"] > allocation.ntasks:
+            raise OptionError(
+                f"workers={options['workers']} but SLURM job {allocation.job_id} has "
+                f"{allocation.ntasks} task(s). Ask for more tasks (sbatch -n) or fewer workers."
+            )
+
+    def describe(self, options: ResolvedOptions) -> str:
+        """Say how many workers srun would start and with what resources."""
+        if not in_allocation(os.environ):
+            return "Outside a SLURM allocation: nothing can start here."
+        allocation = Allocation.from_environ(os.environ)
+        layout = _WorkerLayout.from_options(options, allocation)
+        return (
+            f"srun step in SLURM job {allocation.job_id}: {layout.workers} worker(s) x "
+            f"{layout.threads} thread(s), memory {layout.memory_text()} each; scheduler in "
+            f"this batch step."
+        )
+
+    def start(self, options: ResolvedOptions, context: StartContext) -> Running:
+        """Start the scheduler here and the workers with one ``srun`` step."""
+        from distributed import Scheduler, SpecCluster
+
+        allocation = Allocation.from_environ(os.environ)
+        if allocation.in_step:
+            raise BackendUnavailableError(
+                "deploy('allocation') runs in the batch script or salloc shell, not inside an "
+                "srun task; call it once, outside srun."
+            )
+        layout = _WorkerLayout.from_options(options, allocation)
+        scheduler_file = shared_rendezvous_dir() / f"{context.deployment_id}.json"
+        cluster = SpecCluster(
+            scheduler={
+                "cls": Scheduler,
+                "options": {
+                    **_listen_options(options),
+                    "port": 0,
+                    "dashboard": options["dashboard"],
+                    "dashboard_address": "127.0.0.1:0",
+                    "scheduler_file": str(scheduler_file),
+                },
+            },
+            workers={},
+            name=context.deployment_id,
+            silence_logs="warning",
+        )
+        stop: list[Any] = [lambda: scheduler_file.unlink(missing_ok=True)]
+        try:
+            command = _srun_command(options, allocation, layout, scheduler_file, context)
+            log_path = context.scratch_dir / "workers.log"
+            step = _SrunStep.start(command, log_path)
+        except BaseException:
+            cluster.close()
+            scheduler_file.unlink(missing_ok=True)
+            raise
+        stop.append(step.stop)
+        return Running(
+            address=cluster.scheduler_address,
+            cluster=cluster,
+            expected_workers=layout.workers,
+            dashboard_link=dashboard_link(cluster) if options["dashboard"] else None,
+            stop=stop,
+            check=step.check,
+            diagnose=step.diagnose,
+        )
+
+
+class _WorkerLayout:
+    def __init__(self, workers: int, threads: int, memory: int | None) -> None:
+        self.workers = workers
+        self.threads = threads
+        self.memory = memory
+
+    @classmethod
+    def from_options(cls, options: ResolvedOptions, allocation: Allocation) -> _WorkerLayout:
+        workers = options["workers"] or allocation.ntasks
+        explicit_threads = options.sources.get("threads_per_worker", "default") != "default"
+        threads = options["threads_per_worker"] if explicit_threads else allocation.cpus_per_task
+        memory = options["memory_per_worker"] or allocation.memory_per_task
+        return cls(workers, threads, memory)
+
+    def memory_text(self) -> str:
+        from dask.utils import format_bytes
+
+        return format_bytes(self.memory) if self.memory else "shared by the node's workers"
+
+
+def _listen_options(options: ResolvedOptions) -> dict[str, Any]:
+    if options["scheduler_host"]:
+        return {"host": options["scheduler_host"]}
+    if options["interface"]:
+        return {"interface": options["interface"]}
+    try:
+        names = slurmctl.hostnames(os.environ.get("SLURM_JOB_NODELIST", ""))
+        nodes = slurmctl.node_addresses(names=names)
+    except CommandError:
+        nodes = []
+    return {"host": address_facing(nodes)}
+
+
+def _srun_command(
+    options: ResolvedOptions,
+    allocation: Allocation,
+    layout: _WorkerLayout,
+    scheduler_file: Path,
+    context: StartContext,
+) -> list[str]:
+    worker = [
+        options["python"] or sys.executable,
+        "-m",
+        "distributed.cli.dask_worker",
+        "--scheduler-file",
+        str(scheduler_file),
+        "--nthreads",
+        str(layout.threads),
+        "--memory-limit",
+        str(layout.memory or "auto"),
+        "--nanny" if options["nanny"] else "--no-nanny",
+        "--death-timeout",
+        f"{options['death_timeout']:g}",
+        "--no-dashboard",
+    ]
+    if options["interface"]:
+        worker += ["--interface", options["interface"]]
+    worker += _lifetime_args(options, allocation)
+    worker += options["worker_extra_args"]
+    # The task's own shell expands the task number and the private spill directory.
+    run_worker = (
+        shlex.join(worker)
+        + f' --name "{context.deployment_id}-$SLURM_PROCID"'
+        + f' --local-directory "${WORKER_DIR_VARIABLE}"'
+    )
+    shell = "; ".join([*worker_scratch_lines(context.deployment_id), run_worker])
+    return [
+        "srun",
+        f"--ntasks={layout.workers}",
+        f"--cpus-per-task={allocation.cpus_per_task}",
+        f"--job-name={context.deployment_id}",
+        "--kill-on-bad-exit=0",
+        *options["srun_extra_args"],
+        "bash",
+        "-c",
+        shell,
+    ]
+
+
+def _lifetime_args(options: ResolvedOptions, allocation: Allocation) -> list[str]:
+    if options["lifetime"] == "off":
+        return []
+    if options["lifetime"] == "auto":
+        try:
+            left = slurmctl.time_left(allocation.job_id)
+        except CommandError:
+            left = None
+        return worker_lifetime(left).worker_args() if left else []
+    lifetime = options["lifetime"]
+    return ["--lifetime", f"{lifetime:g}s", "--lifetime-stagger", f"{lifetime / 5:g}s"]
+
+
+class _SrunStep:
+    """The ``srun`` process running the workers, with its output kept for diagnostics."""
+
+    def __init__(self, process: subprocess.Popen[bytes], log_path: Path, command: list[str]):
+        self.process = process
+        self.log_path = log_path
+        self.command = command
+
+    @classmethod
+    def start(cls, command: list[str], log_path: Path) -> _SrunStep:
+        with open(log_path, "ab") as log:
+            process = subprocess.Popen(
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # Ctrl-C reaches us, and we stop the step in order
+            )
+        return cls(process, log_path, command)
+
+    def _tail(self, lines: int = 15) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace").strip().splitlines()
+        except OSError:
+            return ""
+        return "\n".join(text[-lines:])
+
+    def check(self) -> None:
+        """Raise when the srun step ended before the workers connected."""
+        status = self.process.poll()
+        if status is not None:
+            from ..errors import DeploymentError
+
+            raise DeploymentError(
+                f"The srun step starting the workers exited with status {status} before they "
+                f"connected: {shlex.join(self.command[:5])} ...\n{self._tail()}"
+            )
+
+    def diagnose(self) -> str:
+        """The end of srun's output."""
+        tail = self._tail()
+        return f"Output of the srun step so far:\n{tail}" if tail else ""
+
+    def stop(self) -> None:
+        """Wait for the step to end, then make it end.
+
+        Runs after the scheduler closed, which tells every worker to shut down; the
+        workers' shells then remove their spill directories and the step ends by itself.
+        Signalling srun instead would make SLURM kill the tasks at once (SIGKILL), so that
+        is only the fallback.
+        """
+        if self.process.poll() is not None:
+            return
+        try:
+            self.process.wait(timeout=_STOP_GRACE)
+            return
+        except subprocess.TimeoutExpired:
+            pass
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=5)

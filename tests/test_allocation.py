@@ -1,0 +1,229 @@
+"""The allocation backend inside real sbatch/salloc jobs on the local SLURM cluster."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import time
+
+import pytest
+
+import daskdeploy
+from conftest import EXAMPLES, expected_output
+
+PYTHON = sys.executable
+
+
+def sbatch(sandbox, slurm, command: str, *resources: str, timeout: float = 180):
+    """Run ``command`` as a batch job and wait for it; return (exit status, output).
+
+    Polls squeue every 0.2 s (``sbatch --wait`` polls at growing intervals of seconds) and
+    reads the exit status from ``scontrol show job``.
+    """
+    output = sandbox.root / f"job-{time.monotonic_ns()}.out"
+    options = ["--parsable", f"--output={output}", "-t", "00:10:00", *resources]
+    submitted = subprocess.run(
+        ["sbatch", *options, "--wrap", command],
+        cwd=sandbox.root,
+        env=sandbox.env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert submitted.returncode == 0, submitted.stderr
+    job_id = submitted.stdout.strip().split(";")[0]
+    deadline = time.monotonic() + timeout
+    while any(job["id"] == job_id for job in slurm.jobs()):
+        if time.monotonic() > deadline:
+            slurm.run("scancel", job_id)
+            raise AssertionError(f"job {job_id} still running after {timeout} s")
+        time.sleep(0.2)
+    shown = slurm.run("scontrol", "show", "job", job_id).stdout
+    status = int(re.search(r"\bExitCode=(\d+):", shown).group(1))
+    return status, output.read_text() if output.exists() else shown
+
+
+EXAMPLE_RUNS = {
+    # name: (launcher, backend choice); auto-detection and the explicit name both covered
+    "pi": ("daskdeploy-run", "allocation"),
+    "calc_mean": ("python", "auto"),
+    "wiki_bag": ("daskdeploy-run", "auto"),
+    "airline": ("python", "allocation"),
+}
+
+
+@pytest.mark.parametrize("name", list(EXAMPLE_RUNS))
+def test_examples_run_unchanged_across_nodes(
+    slurm, sandbox, example_client, airline_dir, wiki_dir, name
+):
+    launcher, backend = EXAMPLE_RUNS[name]
+    argv = {
+        "pi": ["--samples", "2000000", "--chunk", "250000"],
+        "calc_mean": ["--replicates", "40", "--n", "1000"],
+        "wiki_bag": ["--data", str(wiki_dir)],
+        "airline": ["--data", str(airline_dir)],
+    }[name]
+    expected = expected_output(name, argv, example_client)
+    script = [str(EXAMPLES / f"{name}.py"), *argv]
+    if launcher == "python":
+        prefix = "" if backend == "auto" else f"DASKDEPLOY_BACKEND={backend} "
+        command = prefix + " ".join([PYTHON, *script])
+    else:
+        choice = [] if backend == "auto" else ["--backend", backend]
+        command = " ".join([PYTHON, "-m", "daskdeploy", "run", *choice, *script])
+    status, log = sbatch(sandbox, slurm, command, "-N", "2", "-n", "3", "--mem-per-cpu=1500")
+    assert status == 0, log
+    assert expected in log, log
+    assert "on allocation: 3 workers" in log, log
+    assert slurm.wait_for_no_jobs(timeout=30)
+    sandbox.assert_clean()
+
+
+def test_workers_take_threads_memory_and_lifetime_from_the_job(slurm, sandbox):
+    script = sandbox.script(
+        "probe_resources.py",
+        "import daskdeploy\n"
+        "with daskdeploy.deploy('allocation', quiet=True) as client:\n"
+        "    info = client.scheduler_info(n_workers=-1)['workers'].values()\n"
+        "    print('threads', sorted(w['nthreads'] for w in info))\n"
+        "    print('memory', sorted(w['memory_limit'] for w in info))\n"
+        "    print('lifetimes', sorted(client.run(lambda dask_worker: dask_worker.lifetime)"
+        ".values()))\n",
+    )
+    status, log = sbatch(
+        sandbox, slurm, f"{PYTHON} {script}", "-N", "2", "-n", "2", "-c", "2", "--mem-per-cpu=300"
+    )
+    assert status == 0, log
+    assert "threads [2, 2]" in log, log
+    assert f"memory [{600 * 2**20}, {600 * 2**20}]" in log, log
+    lifetimes = eval(log.split("lifetimes ", 1)[1].splitlines()[0])  # list of floats
+    # 10-minute job: retire after 9 min +/- 15 s, leaving a minute's margin
+    assert all(500 <= life <= 560 for life in lifetimes), lifetimes
+    sandbox.assert_clean()
+
+
+def test_single_task_allocation_works(slurm, sandbox):
+    command = f"{PYTHON} -m daskdeploy run {EXAMPLES / 'pi.py'} --samples 200000"
+    status, log = sbatch(sandbox, slurm, command, "-n", "1")
+    assert status == 0, log
+    assert "on allocation: 1 worker " in log and "pi ~ 3.1" in log, log
+    sandbox.assert_clean()
+
+
+def test_failing_script_fails_the_job_and_leaves_nothing(slurm, sandbox):
+    script = sandbox.script(
+        "fails.py",
+        "import daskdeploy\n"
+        "client = daskdeploy.deploy()\n"
+        "assert client.submit(sum, [1, 2]).result() == 3\n"
+        "raise SystemExit(7)\n",
+    )
+    status, log = sbatch(sandbox, slurm, f"{PYTHON} {script}", "-n", "2")
+    assert status == 7, log
+    assert slurm.wait_for_no_jobs(timeout=30)
+    sandbox.assert_clean()
+
+
+def test_cancelled_job_leaves_nothing(slurm, sandbox):
+    script = sandbox.script(
+        "slow.py",
+        "import time, daskdeploy\n"
+        "client = daskdeploy.deploy('allocation')\n"
+        "print('READY', flush=True)\n"
+        "time.sleep(300)\n",
+    )
+    output = sandbox.root / "slow.out"
+    submitted = subprocess.run(
+        ["sbatch", "--parsable", f"--output={output}", "-n", "2", "--wrap", f"{PYTHON} {script}"],
+        cwd=sandbox.root,
+        env=sandbox.env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    job_id = submitted.stdout.strip().split(";")[0]
+    deadline = time.monotonic() + 60
+    while "READY" not in (output.read_text() if output.exists() else ""):
+        assert time.monotonic() < deadline, output.read_text() if output.exists() else "no output"
+        time.sleep(0.2)
+    cancelled = time.monotonic()
+    slurm.run("scancel", job_id)
+    assert slurm.wait_for_no_jobs(timeout=30)
+    sandbox.assert_clean(timeout=15)
+    assert time.monotonic() - cancelled < 30
+
+
+def test_salloc_shell_runs_a_script(slurm, sandbox):
+    script = sandbox.script(
+        "hello.py",
+        "import daskdeploy\n"
+        "with daskdeploy.deploy() as client:\n"
+        "    print('sum', client.submit(sum, [1, 2, 3]).result())\n",
+    )
+    result = subprocess.run(
+        ["salloc", "-N", "2", "-n", "2", "-t", "00:05:00", PYTHON, str(script)],
+        cwd=sandbox.root,
+        env=sandbox.env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "sum 6" in result.stdout
+    assert "on allocation: 2 workers" in result.stderr
+    assert slurm.wait_for_no_jobs(timeout=30)
+    sandbox.assert_clean()
+
+
+def test_too_many_workers_is_refused_before_anything_starts(slurm, sandbox):
+    status, log = sbatch(
+        sandbox, slurm, f"{PYTHON} -m daskdeploy run --backend allocation -n 5 x.py", "-n", "2"
+    )
+    assert status == 2, log  # x.py is missing: a usage error, before anything starts
+    sandbox.script("ok.py", "print('never')\n")
+    status, log = sbatch(
+        sandbox,
+        slurm,
+        f"{PYTHON} -m daskdeploy run --backend allocation -n 5 ok.py",
+        "-n",
+        "2",
+    )
+    assert status == 2, log
+    assert "workers=5 but SLURM job" in log and "has 2 task(s)" in log, log
+    assert "never" not in log
+    sandbox.assert_clean()
+
+
+def test_outside_an_allocation_the_backend_says_where_to_use_it(monkeypatch):
+    monkeypatch.delenv("SLURM_JOB_ID", raising=False)
+    status = daskdeploy.available_backends()["allocation"]
+    assert not status and "SLURM_JOB_ID" in status.reason
+    with pytest.raises(daskdeploy.BackendUnavailableError, match="sbatch"):
+        daskdeploy.deploy("allocation", quiet=True)
+    assert daskdeploy.plan().backend.name == "local"  # auto does not pick it
+
+
+def test_time_to_workers_connected(slurm, sandbox, capsys):
+    """Report (not assert) the time from job start to N workers connected, N = 2 and 6."""
+    script = sandbox.script(
+        "timing.py",
+        "import time\n"
+        "import daskdeploy\n"
+        "client = daskdeploy.deploy('allocation', quiet=True)\n"
+        "print(f'CONNECTED {time.time():.3f}', flush=True)\n"
+        "client.close()\n",
+    )
+    lines = []
+    for tasks in (2, 6):
+        command = f"echo JOBSTART $(date +%s.%N); {PYTHON} {script}"
+        status, log = sbatch(sandbox, slurm, command, "-N", "3", "-n", str(tasks))
+        assert status == 0, log
+        started = float(log.split("JOBSTART ", 1)[1].split()[0])
+        connected = float(log.split("CONNECTED ", 1)[1].split()[0])
+        lines.append(f"{tasks} workers {connected - started:.2f} s")
+    with capsys.disabled():
+        print("\nallocation, job start to all workers connected: " + "; ".join(lines))
+    sandbox.assert_clean()
