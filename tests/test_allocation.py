@@ -227,3 +227,70 @@ def test_time_to_workers_connected(slurm, sandbox, capsys):
     with capsys.disabled():
         print("\nallocation, job start to all workers connected: " + "; ".join(lines))
     sandbox.assert_clean()
+
+
+RUNNER_SCRIPT = """\
+import os, sys
+import daskdeploy
+rank = os.environ["SLURM_PROCID"]
+with daskdeploy.deploy() as client:
+    workers = len(client.scheduler_info(n_workers=-1)["workers"])
+    print(f"client on task {rank} with {workers} workers: {client.submit(sum, [1, 2]).result()}")
+    sys.exit(int(sys.argv[1]) if len(sys.argv) > 1 else 0)
+"""
+
+
+@pytest.mark.parametrize(("tasks", "client_task", "workers"), [(4, 1, 2), (2, 0, 1), (1, 0, 1)])
+def test_runner_mode_every_task_runs_the_script(slurm, sandbox, tasks, client_task, workers):
+    """srun -n N python script.py: one task runs the script with a client, the rest serve."""
+    script = sandbox.script("runner.py", RUNNER_SCRIPT)
+    nodes = ["-N", "2"] if tasks > 1 else []
+    result = subprocess.run(
+        ["srun", *nodes, "-n", str(tasks), "-t", "00:05:00", PYTHON, str(script), "5"],
+        cwd=sandbox.root,
+        env=sandbox.env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    out = result.stdout
+    assert out.count("client on task") == 1, (out, result.stderr)
+    assert f"client on task {client_task} with {workers} workers: 3" in out
+    assert result.returncode == 5, result.stderr  # the script's own status
+    assert slurm.wait_for_no_jobs(timeout=30)
+    sandbox.assert_clean()
+
+
+def test_runner_mode_runs_an_example_in_a_batch_job(slurm, sandbox, example_client):
+    argv = ["--samples", "2000000", "--chunk", "250000"]
+    expected = expected_output("pi", argv, example_client)
+    command = f"srun {PYTHON} {EXAMPLES / 'pi.py'} {' '.join(argv)}"
+    status, log = sbatch(sandbox, slurm, command, "-N", "2", "-n", "4")
+    assert status == 0, log
+    assert log.count(expected) == 1, log
+    sandbox.assert_clean()
+
+
+def test_runner_mode_script_failing_before_deploy_ends_every_task(slurm, sandbox):
+    script = sandbox.script(
+        "early.py",
+        "import os, daskdeploy\n"
+        "if os.environ['SLURM_PROCID'] == '1':\n"
+        "    raise SystemExit(9)  # the client's task dies before deploy()\n"
+        "daskdeploy.deploy(timeout=5)\n",
+    )
+    started = time.monotonic()
+    result = subprocess.run(
+        ["srun", "-n", "3", "-t", "00:05:00", PYTHON, str(script)],
+        cwd=sandbox.root,
+        env=sandbox.env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 9, result.stderr
+    assert time.monotonic() - started < 30
+    assert slurm.wait_for_no_jobs(timeout=30)
+    sandbox.assert_clean()

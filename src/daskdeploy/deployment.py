@@ -109,6 +109,8 @@ class Deployment:
         """One line: backend, workers and threads, scheduler and dashboard addresses."""
         workers = self.running.expected_workers if self.running else 0
         threads = self.options.get("threads_per_worker")
+        if self.running and self.running.threads_per_worker:
+            threads = self.running.threads_per_worker
         text = (
             f"daskdeploy: {self.id} on {self.backend}: {workers} worker"
             f"{'s' if workers != 1 else ''} x {threads} thread{'s' if threads != 1 else ''}"

@@ -23,7 +23,7 @@ from typing import Any, ClassVar
 
 from .. import slurmctl
 from ..commands import CommandError
-from ..errors import BackendUnavailableError, OptionError
+from ..errors import OptionError
 from ..jobscripts import WORKER_DIR_VARIABLE, worker_lifetime, worker_scratch_lines
 from ..network import address_facing
 from ..options import (
@@ -99,13 +99,8 @@ class AllocationBackend(Backend):
         return Availability.ok(f"SLURM job {os.environ['SLURM_JOB_ID']}")
 
     def detect(self) -> bool:
-        """Recognise a batch script or salloc shell (not an srun task)."""
-        if not in_allocation(os.environ):
-            return False
-        try:
-            return not Allocation.from_environ(os.environ).in_step
-        except ValueError:
-            return False
+        """Recognise a SLURM job: a batch script, an salloc shell or an srun task."""
+        return in_allocation(os.environ)
 
     def validate(self, options: ResolvedOptions) -> None:
         """Refuse more workers than the allocation has tasks (when inside one)."""
@@ -136,10 +131,9 @@ class AllocationBackend(Backend):
 
         allocation = Allocation.from_environ(os.environ)
         if allocation.in_step:
-            raise BackendUnavailableError(
-                "deploy('allocation') runs in the batch script or salloc shell, not inside an "
-                "srun task; call it once, outside srun."
-            )
+            from .allocation_runner import start_in_step
+
+            return start_in_step(options, context, allocation, _listen_host(options))
         layout = _WorkerLayout.from_options(options, allocation)
         scheduler_file = shared_rendezvous_dir() / f"{context.deployment_id}.json"
         cluster = SpecCluster(
@@ -171,6 +165,7 @@ class AllocationBackend(Backend):
             address=cluster.scheduler_address,
             cluster=cluster,
             expected_workers=layout.workers,
+            threads_per_worker=layout.threads,
             dashboard_link=dashboard_link(cluster) if options["dashboard"] else None,
             stop=stop,
             check=step.check,
@@ -196,6 +191,16 @@ class _WorkerLayout:
         from dask.utils import format_bytes
 
         return format_bytes(self.memory) if self.memory else "shared by the node's workers"
+
+
+def _listen_host(options: ResolvedOptions) -> str:
+    """One address to bind (runner mode), from the same choices as _listen_options."""
+    listen = _listen_options(options)
+    if "host" in listen:
+        return listen["host"]
+    from distributed.utils import get_ip_interface
+
+    return get_ip_interface(listen["interface"])
 
 
 def _listen_options(options: ResolvedOptions) -> dict[str, Any]:

@@ -100,6 +100,9 @@ class Running:
     diagnose
         Returns text that explains missing workers (e.g. jobs pending and why); appended
         to the time-out message.
+    threads_per_worker
+        Threads each worker got, when the backend chose them itself (e.g. from the job's
+        ``--cpus-per-task``); ``None`` means the ``threads_per_worker`` option holds.
     """
 
     address: str
@@ -110,6 +113,7 @@ class Running:
     stop: list[Callable[[], Any]] = field(default_factory=list)
     check: Callable[[], None] | None = None
     diagnose: Callable[[], str] | None = None
+    threads_per_worker: int | None = None
 
 
 class Backend(abc.ABC):
