@@ -1,0 +1,28 @@
+#!/bin/bash
+# Dask on one SLURM allocation, written by `daskdeploy sbatch`.
+#
+# The batch step runs the Dask scheduler and your script; `daskdeploy run --backend
+# allocation` starts one Dask worker in each task of this job with srun:
+# 8 workers (--ntasks) x 4 threads (--cpus-per-task).
+# Memory: 16G per node (--mem), shared by the node's workers.
+# No other job is submitted, so `scancel <job id>` stops everything, and the time
+# limit bounds the whole run.
+#
+# Submit it from the directory the relative paths below refer to: the job runs
+# there, and a relative --output lands there (%x: job name, %j: job id).
+#
+#     sbatch THIS_FILE
+
+#SBATCH --job-name=dask--odd
+#SBATCH --nodes=2
+#SBATCH --ntasks=8
+#SBATCH --cpus-per-task=4
+#SBATCH --mem=16G
+#SBATCH --time=01:00:00
+#SBATCH --output=%x-%j.out
+
+set -euo pipefail
+
+cd "${SLURM_SUBMIT_DIR:-.}"
+
+exec daskdeploy run --backend allocation -- -odd.py --samples 100
