@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -247,3 +248,43 @@ def example_client():
 
     with daskdeploy.deploy("local", workers=2, quiet=True) as client:
         yield client
+
+
+def run_batch_job(
+    sandbox,
+    slurm,
+    command: str | None,
+    *resources: str,
+    timeout: float = 180,
+    script: Path | None = None,
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
+):
+    """Run ``command`` (or the batch ``script``) as a job and wait; return (status, output).
+
+    Polls squeue every 0.2 s (``sbatch --wait`` polls at growing intervals of seconds) and
+    reads the exit status from ``scontrol show job``.
+    """
+    output = sandbox.root / f"job-{time.monotonic_ns()}.out"
+    options = ["--parsable", f"--output={output}", "-t", "00:10:00", *resources]
+    target = [str(script)] if script else ["--wrap", command]
+    submitted = subprocess.run(
+        ["sbatch", *options, *target],
+        cwd=cwd or sandbox.root,
+        env=env or sandbox.env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert submitted.returncode == 0, submitted.stderr
+    job_id = submitted.stdout.strip().split(";")[0]
+    deadline = time.monotonic() + timeout
+    while any(job["id"] == job_id for job in slurm.jobs()):
+        if time.monotonic() > deadline:
+            slurm.run("scancel", job_id)
+            raise AssertionError(f"job {job_id} still running after {timeout} s")
+        time.sleep(0.2)
+    shown = slurm.run("scontrol", "show", "job", job_id).stdout
+    status = int(re.search(r"\bExitCode=(\d+):", shown).group(1))
+    return status, output.read_text() if output.exists() else shown

@@ -2,47 +2,19 @@
 
 from __future__ import annotations
 
-import re
+import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
 import daskdeploy
-from conftest import EXAMPLES, expected_output
+from conftest import EXAMPLES, REPO, expected_output
+from conftest import run_batch_job as sbatch
 
 PYTHON = sys.executable
-
-
-def sbatch(sandbox, slurm, command: str, *resources: str, timeout: float = 180):
-    """Run ``command`` as a batch job and wait for it; return (exit status, output).
-
-    Polls squeue every 0.2 s (``sbatch --wait`` polls at growing intervals of seconds) and
-    reads the exit status from ``scontrol show job``.
-    """
-    output = sandbox.root / f"job-{time.monotonic_ns()}.out"
-    options = ["--parsable", f"--output={output}", "-t", "00:10:00", *resources]
-    submitted = subprocess.run(
-        ["sbatch", *options, "--wrap", command],
-        cwd=sandbox.root,
-        env=sandbox.env,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
-    assert submitted.returncode == 0, submitted.stderr
-    job_id = submitted.stdout.strip().split(";")[0]
-    deadline = time.monotonic() + timeout
-    while any(job["id"] == job_id for job in slurm.jobs()):
-        if time.monotonic() > deadline:
-            slurm.run("scancel", job_id)
-            raise AssertionError(f"job {job_id} still running after {timeout} s")
-        time.sleep(0.2)
-    shown = slurm.run("scontrol", "show", "job", job_id).stdout
-    status = int(re.search(r"\bExitCode=(\d+):", shown).group(1))
-    return status, output.read_text() if output.exists() else shown
 
 
 EXAMPLE_RUNS = {
@@ -294,3 +266,32 @@ def test_runner_mode_script_failing_before_deploy_ends_every_task(slurm, sandbox
     assert time.monotonic() - started < 30
     assert slurm.wait_for_no_jobs(timeout=30)
     sandbox.assert_clean()
+
+
+@pytest.mark.parametrize("template", ["allocation.sbatch", "runner.sbatch"])
+def test_sbatch_templates_run_the_main_job(slurm, sandbox, template):
+    """The templates in examples/sbatch, submitted as users submit them, run pi."""
+    path = f"{Path(PYTHON).parent}{os.pathsep}{os.environ['PATH']}"  # python/daskdeploy
+    status, log = sbatch(
+        sandbox,
+        slurm,
+        None,
+        script=REPO / "examples" / "sbatch" / template,
+        cwd=REPO,
+        env={**sandbox.env, "PATH": path},
+    )
+    assert status == 0, log
+    assert log.count("pi ~ 3.14") == 1, log
+    assert "done at" in log
+    assert slurm.wait_for_no_jobs(timeout=30)
+    sandbox.assert_clean()
+
+
+def test_hostfile_lists_the_jobs_nodes(slurm, sandbox):
+    status, log = sbatch(
+        sandbox, slurm, f"{PYTHON} -m daskdeploy hostfile hosts.txt; cat hosts.txt", "-N", "3"
+    )
+    assert status == 0, log
+    assert log.split()[-3:] == ["n1", "n2", "n3"], log
+    outside = sandbox.run(sandbox.command("hostfile"))
+    assert outside.returncode == 2 and "Not inside a SLURM job" in outside.stderr

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -14,7 +13,7 @@ import pytest
 from distributed import Client, wait
 
 import daskdeploy
-from conftest import EXAMPLES, REPO, expected_output
+from conftest import EXAMPLES, REPO, expected_output, run_batch_job
 from daskdeploy.backends.slurm import default_log_root
 
 pytest.importorskip("dask_jobqueue", reason="dask-jobqueue is part of daskdeploy[slurm]")
@@ -267,19 +266,17 @@ def test_retiring_workers_are_replaced_without_losing_tasks(slurm):
 
 def test_driver_job_template_runs_the_main_job(slurm, sandbox):
     """examples/sbatch/driver.sbatch, submitted as users submit it, runs pi and cleans up."""
-    output = sandbox.root / "driver.out"
-    env = {**sandbox.env, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    result = subprocess.run(
-        ["sbatch", "--wait", f"--output={output}", "examples/sbatch/driver.sbatch"],
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
+    status, log = run_batch_job(
+        sandbox,
+        slurm,
+        None,
+        script=REPO / "examples" / "sbatch" / "driver.sbatch",
         cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
+        env={**sandbox.env, "PATH": path},
         timeout=240,
-        check=False,
     )
-    log = output.read_text() if output.exists() else ""
-    assert result.returncode == 0, (result.stderr, log)
+    assert status == 0, log
     assert re.search(r"pi ~ 3\.14", log), log
     assert "on slurm: 8 workers" in log and "Driver job done" in log
     assert slurm.wait_for_no_jobs(timeout=30)

@@ -471,6 +471,43 @@ def _submit_and_explain(request: SbatchRequest, text: str, save: Path | None) ->
 
 
 @cli.command()
+@click.argument("path", required=False, type=click.Path(dir_okay=False, path_type=Path))
+def hostfile(path: Path | None) -> None:
+    """Write the node names of the SLURM job this runs in, one per line.
+
+    Inside an sbatch script or salloc shell, PATH (or stdout) gets one line per node of
+    the job, the list an SSH-based deployment needs (the lessons' `srun hostname >
+    .hosts`, without starting a step).
+
+    \b
+    Examples:
+      daskdeploy hostfile .hosts
+      daskdeploy hostfile | head -1
+    """
+    import os
+
+    from . import slurmctl
+    from .commands import CommandError
+
+    nodelist = os.environ.get("SLURM_JOB_NODELIST")
+    if not nodelist:
+        raise UserError(
+            "Not inside a SLURM job (SLURM_JOB_NODELIST is not set). Run this in an sbatch "
+            "script or an salloc shell."
+        )
+    try:
+        names = slurmctl.hostnames(nodelist)
+    except CommandError as exc:
+        raise click.ClickException(str(exc)) from None
+    text = "".join(f"{name}\n" for name in names)
+    if path is None:
+        click.echo(text, nl=False)
+    else:
+        path.write_text(text)
+        click.echo(f"Wrote {len(names)} host(s) to {path}", err=True)
+
+
+@cli.command()
 @click.option("--options", "show_options", is_flag=True, help="Also list each backend's options.")
 def backends(show_options: bool) -> None:
     """List the backends, whether each can run here, and why not."""
