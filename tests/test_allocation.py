@@ -17,20 +17,19 @@ from conftest import run_batch_job as sbatch
 PYTHON = sys.executable
 
 
-EXAMPLE_RUNS = {
-    # name: (launcher, backend choice); auto-detection and the explicit name both covered
-    "pi": ("daskdeploy-run", "allocation"),
-    "calc_mean": ("python", "auto"),
-    "wiki_bag": ("daskdeploy-run", "auto"),
-    "airline": ("python", "allocation"),
+EXAMPLE_LAUNCHERS = {
+    # launcher x backend choice: auto-detection and the explicit name, script and CLI
+    "python-auto": ("python", "auto"),
+    "run-allocation": ("daskdeploy-run", "allocation"),
 }
 
 
-@pytest.mark.parametrize("name", list(EXAMPLE_RUNS))
+@pytest.mark.parametrize("how", list(EXAMPLE_LAUNCHERS))
+@pytest.mark.parametrize("name", ["pi", "calc_mean", "wiki_bag", "airline"])
 def test_examples_run_unchanged_across_nodes(
-    slurm, sandbox, example_client, airline_dir, wiki_dir, name
+    slurm, sandbox, example_client, airline_dir, wiki_dir, name, how
 ):
-    launcher, backend = EXAMPLE_RUNS[name]
+    launcher, backend = EXAMPLE_LAUNCHERS[how]
     argv = {
         "pi": ["--samples", "2000000", "--chunk", "250000"],
         "calc_mean": ["--replicates", "40", "--n", "1000"],
@@ -127,15 +126,12 @@ def test_cancelled_job_leaves_nothing(slurm, sandbox):
     assert time.monotonic() - cancelled < 30
 
 
-def test_salloc_shell_runs_a_script(slurm, sandbox):
-    script = sandbox.script(
-        "hello.py",
-        "import daskdeploy\n"
-        "with daskdeploy.deploy() as client:\n"
-        "    print('sum', client.submit(sum, [1, 2, 3]).result())\n",
-    )
+def test_salloc_shell_runs_an_example(slurm, sandbox, example_client):
+    argv = ["--replicates", "20", "--n", "500"]
+    expected = expected_output("calc_mean", argv, example_client)
+    script = str(EXAMPLES / "calc_mean.py")
     result = subprocess.run(
-        ["salloc", "-N", "2", "-n", "2", "-t", "00:05:00", PYTHON, str(script)],
+        ["salloc", "-N", "2", "-n", "2", "-t", "00:05:00", PYTHON, script, *argv],
         cwd=sandbox.root,
         env=sandbox.env,
         capture_output=True,
@@ -144,7 +140,7 @@ def test_salloc_shell_runs_a_script(slurm, sandbox):
         check=False,
     )
     assert result.returncode == 0, result.stderr
-    assert "sum 6" in result.stdout
+    assert expected in result.stdout
     assert "on allocation: 2 workers" in result.stderr
     assert slurm.wait_for_no_jobs(timeout=30)
     sandbox.assert_clean()

@@ -62,9 +62,13 @@ def test_everything_listens_on_loopback_on_free_ports():
         assert first.submit(sum, [1]).result() == 1
         assert second.submit(sum, [2]).result() == 2
         me = psutil.Process()
+        # Python processes only: a session's test SLURM daemons are children of pytest too.
+        dask_processes = [me] + [
+            child for child in me.children(recursive=True) if "python" in child.name()
+        ]
         listening = {
             conn.laddr.ip
-            for process in [me, *me.children(recursive=True)]
+            for process in dask_processes
             for conn in process.net_connections(kind="inet")
             if conn.status == psutil.CONN_LISTEN
         }
