@@ -224,6 +224,16 @@ def wiki_dir(tmp_path_factory) -> Path:
     return dest
 
 
+def example_argv(name: str, wiki_dir: Path, airline_dir: Path) -> list[str]:
+    """Command-line arguments that make each example quick but real."""
+    return {
+        "pi": ["--samples", "2000000", "--chunk", "250000"],
+        "calc_mean": ["--replicates", "40", "--n", "1000"],
+        "wiki_bag": ["--data", str(wiki_dir)],
+        "airline": ["--data", str(airline_dir)],
+    }[name]
+
+
 def expected_output(name: str, argv: list[str], client) -> str:
     """The answer line each example must print, computed here on the same inputs."""
     module = load_example(name)

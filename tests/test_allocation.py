@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 import daskdeploy
-from conftest import EXAMPLES, REPO, expected_output
+from conftest import EXAMPLES, REPO, example_argv, expected_output
 from conftest import run_batch_job as sbatch
 
 PYTHON = sys.executable
@@ -30,12 +30,7 @@ def test_examples_run_unchanged_across_nodes(
     slurm, sandbox, example_client, airline_dir, wiki_dir, name, how
 ):
     launcher, backend = EXAMPLE_LAUNCHERS[how]
-    argv = {
-        "pi": ["--samples", "2000000", "--chunk", "250000"],
-        "calc_mean": ["--replicates", "40", "--n", "1000"],
-        "wiki_bag": ["--data", str(wiki_dir)],
-        "airline": ["--data", str(airline_dir)],
-    }[name]
+    argv = example_argv(name, wiki_dir, airline_dir)
     expected = expected_output(name, argv, example_client)
     script = [str(EXAMPLES / f"{name}.py"), *argv]
     if launcher == "python":

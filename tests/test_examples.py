@@ -15,7 +15,7 @@ import pytest
 from distributed import get_task_stream
 
 import daskdeploy
-from conftest import EXAMPLES, expected_output, load_example
+from conftest import EXAMPLES, example_argv, expected_output, load_example
 from daskdeploy import lifecycle
 from daskdeploy.datasets import prepare_wiki
 
@@ -166,12 +166,7 @@ def test_wiki_main_generates_missing_data(deploy_to_test_cluster, monkeypatch, c
 @pytest.mark.parametrize("name", ["pi", "calc_mean", "wiki_bag", "airline"])
 def test_example_scripts_end_to_end(sandbox, client, airline_dir, wiki_dir, name, launcher):
     """Each example, run as users run it, prints the right answer and leaves nothing behind."""
-    argv = {
-        "pi": ["--samples", "2000000", "--chunk", "250000"],
-        "calc_mean": ["--replicates", "40", "--n", "1000"],
-        "wiki_bag": ["--data", str(wiki_dir)],
-        "airline": ["--data", str(airline_dir)],
-    }[name]
+    argv = example_argv(name, wiki_dir, airline_dir)
     expected = expected_output(name, argv, client)
     script = str(EXAMPLES / f"{name}.py")
     if launcher == "python":

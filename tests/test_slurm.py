@@ -13,7 +13,7 @@ import pytest
 from distributed import Client, wait
 
 import daskdeploy
-from conftest import EXAMPLES, REPO, expected_output, run_batch_job
+from conftest import EXAMPLES, REPO, example_argv, expected_output, run_batch_job
 from daskdeploy.backends.slurm import default_log_root
 
 pytest.importorskip("dask_jobqueue", reason="dask-jobqueue is part of daskdeploy[slurm]")
@@ -198,12 +198,7 @@ def test_dry_run_prints_the_job_script_and_sbatch_verdict(slurm, sandbox):
 def test_examples_run_unchanged_on_slurm(
     slurm, sandbox, example_client, airline_dir, wiki_dir, name, launcher
 ):
-    argv = {
-        "pi": ["--samples", "2000000", "--chunk", "250000"],
-        "calc_mean": ["--replicates", "40", "--n", "1000"],
-        "wiki_bag": ["--data", str(wiki_dir)],
-        "airline": ["--data", str(airline_dir)],
-    }[name]
+    argv = example_argv(name, wiki_dir, airline_dir)
     expected = expected_output(name, argv, example_client)
     script = str(EXAMPLES / f"{name}.py")
     if launcher == "python":

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path, PurePath
 
+from . import slurmctl
 from .commands import CommandError, run_command
 from .slurmctl import parse_walltime
 
@@ -353,14 +354,7 @@ def check_script(script: str) -> str:
     CommandError
         SLURM rejected the script (the message quotes ``sbatch``), or ``sbatch`` is missing.
     """
-    result = run_command(
-        ["sbatch", "--test-only"],
-        input_text=script,
-        timeout=20.0,
-        what="checking the job script with sbatch --test-only",
-    )
-    answer = result.stderr.strip() or result.stdout.strip()
-    return re.sub(r"^sbatch: ", "", answer, flags=re.MULTILINE)
+    return slurmctl.test_submit(script, what="the job script")
 
 
 def submit_script(script: str, path: Path | None = None) -> str:

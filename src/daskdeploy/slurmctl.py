@@ -101,7 +101,7 @@ def check_controller() -> str:
     return answer
 
 
-def test_submit(script: str) -> str:
+def test_submit(script: str, *, what: str = "the worker job script") -> str:
     """Ask SLURM whether it would accept ``script`` (``sbatch --test-only``); submits nothing.
 
     Returns
@@ -118,7 +118,7 @@ def test_submit(script: str) -> str:
         ["sbatch", "--test-only"],
         input_text=script,
         timeout=_QUICK,
-        what="checking the worker job script with sbatch --test-only",
+        what=f"checking {what} with sbatch --test-only",
     )
     return _strip_prefix(result.stderr.strip() or result.stdout.strip())
 

@@ -38,6 +38,7 @@ from ..options import (
 from ..rendezvous import shared_rendezvous_dir
 from ..slurmenv import Allocation, in_allocation
 from .base import Availability, Backend, Running, StartContext, dashboard_link
+from .scheduler_cluster import scheduler_only_cluster
 
 __all__ = ["AllocationBackend"]
 
@@ -127,8 +128,6 @@ class AllocationBackend(Backend):
 
     def start(self, options: ResolvedOptions, context: StartContext) -> Running:
         """Start the scheduler here and the workers with one ``srun`` step."""
-        from distributed import Scheduler, SpecCluster
-
         allocation = Allocation.from_environ(os.environ)
         if allocation.in_step:
             from .allocation_runner import start_in_step
@@ -136,20 +135,8 @@ class AllocationBackend(Backend):
             return start_in_step(options, context, allocation, _listen_host(options))
         layout = _WorkerLayout.from_options(options, allocation)
         scheduler_file = shared_rendezvous_dir() / f"{context.deployment_id}.json"
-        cluster = SpecCluster(
-            scheduler={
-                "cls": Scheduler,
-                "options": {
-                    **_listen_options(options),
-                    "port": 0,
-                    "dashboard": options["dashboard"],
-                    "dashboard_address": "127.0.0.1:0",
-                    "scheduler_file": str(scheduler_file),
-                },
-            },
-            workers={},
-            name=context.deployment_id,
-            silence_logs="warning",
+        cluster = scheduler_only_cluster(
+            context.deployment_id, _listen_options(options), options["dashboard"], scheduler_file
         )
         stop: list[Any] = [lambda: scheduler_file.unlink(missing_ok=True)]
         try:

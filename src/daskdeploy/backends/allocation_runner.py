@@ -27,6 +27,7 @@ from ..options import ResolvedOptions
 from ..rendezvous import shared_rendezvous_dir, wait_for_scheduler_file
 from ..slurmenv import Allocation
 from .base import Running, StartContext, dashboard_link
+from .scheduler_cluster import scheduler_only_cluster
 
 __all__ = ["Roles", "start_in_step"]
 
@@ -203,22 +204,8 @@ async def _run_worker(
 def _start_scheduler_here(
     options: ResolvedOptions, context: StartContext, scheduler_file: Path, host: str
 ) -> Running:
-    from distributed import Scheduler, SpecCluster
-
-    cluster = SpecCluster(
-        scheduler={
-            "cls": Scheduler,
-            "options": {
-                "host": host,
-                "port": 0,
-                "dashboard": options["dashboard"],
-                "dashboard_address": "127.0.0.1:0",
-                "scheduler_file": str(scheduler_file),
-            },
-        },
-        workers={},
-        name=context.deployment_id,
-        silence_logs="warning",
+    cluster = scheduler_only_cluster(
+        context.deployment_id, {"host": host}, options["dashboard"], scheduler_file
     )
     return Running(
         address=cluster.scheduler_address,

@@ -1,0 +1,43 @@
+"""A cluster object holding only a scheduler, for backends whose workers start elsewhere."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+__all__ = ["scheduler_only_cluster"]
+
+
+def scheduler_only_cluster(
+    name: str, listen: dict[str, Any], dashboard: bool, scheduler_file: Path
+) -> Any:
+    """Start a scheduler in this process, on a free port, and return its SpecCluster.
+
+    Parameters
+    ----------
+    name
+        Cluster name (the deployment id).
+    listen
+        ``{"host": ...}`` or ``{"interface": ...}``: where the scheduler listens.
+    dashboard
+        Serve the dashboard (always on 127.0.0.1, at a free port).
+    scheduler_file
+        Where the scheduler writes its address for the workers to read.
+    """
+    from distributed import Scheduler, SpecCluster
+
+    return SpecCluster(
+        scheduler={
+            "cls": Scheduler,
+            "options": {
+                **listen,
+                "port": 0,
+                "dashboard": dashboard,
+                "dashboard_address": "127.0.0.1:0",
+                "scheduler_file": str(scheduler_file),
+            },
+        },
+        workers={},
+        name=name,
+        silence_logs="warning",
+    )
