@@ -25,6 +25,7 @@ from typing import Any
 
 from ..options import ResolvedOptions
 from ..rendezvous import shared_rendezvous_dir, wait_for_scheduler_file
+from ..scheduler_watch import preload_text
 from ..slurmenv import Allocation
 from .base import Running, StartContext, dashboard_link
 from .scheduler_cluster import scheduler_only_cluster
@@ -121,46 +122,9 @@ def _serve(coroutine: Any) -> None:
     raise SystemExit(0)
 
 
-class _CloseWhenClientsLeave:
-    """Scheduler plugin: once the script's client has come and gone, close the scheduler.
-
-    Also covers a client killed hard (its connection drops), and a script task that never
-    connects within ``timeout`` seconds (it failed before ``deploy()``), so no task is left
-    serving until the job's time limit.
-    """
-
-    name = "daskdeploy-close-when-clients-leave"
-
-    def __init__(self, timeout: float) -> None:
-        self.seen = False
-        self.timeout = timeout
-        self._closing: asyncio.Future[Any] | None = None
-
-    def watch(self, scheduler: Any) -> None:
-        """Start the clock for the first client (call once the scheduler runs)."""
-        asyncio.get_running_loop().call_later(self.timeout, self._no_client, scheduler)
-
-    def _no_client(self, scheduler: Any) -> None:
-        if not self.seen:
-            logger.error("No client connected within %g s; closing the scheduler.", self.timeout)
-            self._closing = asyncio.ensure_future(scheduler.close(reason="daskdeploy: no client"))
-
-    def add_client(self, scheduler: Any, client: str) -> None:
-        if client != "fire-and-forget":
-            self.seen = True
-
-    def remove_client(self, scheduler: Any, client: str) -> None:
-        remaining = [name for name in scheduler.clients if name not in ("fire-and-forget", client)]
-        if self.seen and not remaining:
-            logger.info("The script's client left; closing the scheduler.")
-            self._closing = asyncio.ensure_future(scheduler.close(reason="daskdeploy: client left"))
-
-
 async def _run_scheduler(scheduler_file: Path, host: str, dashboard: bool, timeout: float) -> None:
     from distributed import Scheduler
-    from distributed.diagnostics.plugin import SchedulerPlugin
 
-    plugin_class = type("CloseWhenClientsLeave", (_CloseWhenClientsLeave, SchedulerPlugin), {})
     try:
         async with Scheduler(
             host=host,
@@ -168,10 +132,9 @@ async def _run_scheduler(scheduler_file: Path, host: str, dashboard: bool, timeo
             dashboard=dashboard,
             dashboard_address="127.0.0.1:0",
             scheduler_file=str(scheduler_file),
+            # Closes when the script's client leaves, or never comes within `timeout`.
+            preload=[preload_text(timeout)],
         ) as scheduler:
-            plugin = plugin_class(timeout)
-            scheduler.add_plugin(plugin)
-            plugin.watch(scheduler)
             await scheduler.finished()
     finally:
         scheduler_file.unlink(missing_ok=True)
