@@ -18,6 +18,9 @@ SYSTEM_PROGRAMS = {
     "slurmd": "slurm-wlm",
     "sbatch": "slurm-wlm",
     "munged": "munge",
+    "sshd": "openssh-server",
+    "ssh": "openssh-client",
+    "ip": "iproute2",
 }
 
 
@@ -57,7 +60,7 @@ def _ensure_system_packages(session: nox.Session) -> None:
 def tests(session: nox.Session) -> None:
     """Install daskdeploy with every extra, and SLURM if missing (as root), then run the suite.
 
-    The SLURM, sshd and MPI tests run real daemons. As root on Debian/Ubuntu the missing
+    The SLURM and sshd tests run real daemons. As root on Debian/Ubuntu the missing
     system packages are installed with apt-get (set DASKDEPLOY_NO_APT=1 to prevent it);
     otherwise the exact apt-get command is printed and those tests are skipped.
     """

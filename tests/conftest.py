@@ -298,3 +298,16 @@ def run_batch_job(
     shown = slurm.run("scontrol", "show", "job", job_id).stdout
     status = int(re.search(r"\bExitCode=(\d+):", shown).group(1))
     return status, output.read_text() if output.exists() else shown
+
+
+@pytest.fixture(scope="session")
+def ssh_hosts() -> Iterator[object]:
+    """Three network-namespace hosts with a private sshd each (plus one on loopback)."""
+    from daskdeploy.testing.ssh import LocalSSHHosts, unavailable_reason
+
+    require(unavailable_reason(), "sshd in network namespaces")
+    hosts = LocalSSHHosts(namespaces=3).start()
+    try:
+        yield hosts
+    finally:
+        hosts.stop()

@@ -42,3 +42,4 @@ def test_scheduler_closes_when_no_client_comes() -> None:
 def test_text_survives_a_shell_command_line() -> None:
     text = preload_text(12.5)
     assert "'" not in text and "\n\n" not in text and "12.5" in text
+    assert not text.endswith("\n")

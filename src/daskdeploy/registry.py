@@ -33,6 +33,7 @@ BUILTIN_BACKENDS: dict[str, str] = {
     "local": "daskdeploy.backends.local:LocalBackend",
     "slurm": "daskdeploy.backends.slurm:SlurmBackend",
     "allocation": "daskdeploy.backends.allocation:AllocationBackend",
+    "ssh": "daskdeploy.backends.ssh:SSHBackend",
 }
 
 

@@ -6,7 +6,8 @@ SIGKILL. :func:`preload_text` returns the source of a preload (``Scheduler(prelo
 accepts module text), so it works where daskdeploy itself is not installed. It closes
 the scheduler
 
-* when the last client disconnects, once one has connected;
+* a few seconds after the last client disconnected, once one had connected (the grace
+  lets the owner of the cluster shut it down in order first);
 * when no client has connected within ``timeout`` seconds.
 
 Closing the scheduler tells every worker to close too.
@@ -15,6 +16,8 @@ Closing the scheduler tells every worker to close too.
 from __future__ import annotations
 
 __all__ = ["preload_text"]
+
+_GRACE = 3.0  # seconds between the last client leaving and the scheduler closing
 
 # No blank lines and no single quotes: the text travels inside a shell command line, and
 # distributed's SSH start-up gives up on the first blank line the scheduler logs.
@@ -42,8 +45,10 @@ class DaskdeployCloseWhenClientsLeave(SchedulerPlugin):
         if client != "fire-and-forget":
             self.seen = True
     def remove_client(self, scheduler, client):
-        left = [c for c in scheduler.clients if c not in ("fire-and-forget", client)]
-        if self.seen and not left:
+        asyncio.get_running_loop().call_later(GRACE, self._maybe_close, scheduler)
+    def _maybe_close(self, scheduler):
+        left = [c for c in scheduler.clients if c != "fire-and-forget"]
+        if self.seen and not left and scheduler.status.name == "running":
             self._close(scheduler, "its client left")
 async def dask_setup(scheduler):
     await scheduler.register_scheduler_plugin(
@@ -59,4 +64,6 @@ def preload_text(timeout: float) -> str:
     >>> "\\n\\n" in text, "'" in text
     (False, False)
     """
-    return _TEMPLATE.replace("TIMEOUT", f"{float(timeout)!r}")
+    # No trailing newline either: distributed logs the text, and that would end in a blank line.
+    text = _TEMPLATE.replace("TIMEOUT", f"{float(timeout)!r}").replace("GRACE", f"{_GRACE!r}")
+    return text.rstrip("\n")

@@ -1,0 +1,177 @@
+"""The ssh backend against real sshd daemons on network-namespace hosts (no mocks)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+
+import pytest
+import yaml
+
+import daskdeploy
+from conftest import EXAMPLES, example_argv, expected_output
+
+pytest.importorskip("asyncssh", reason="asyncssh is part of daskdeploy[ssh]")
+
+REMOTE = "distributed.cli.dask_spec"  # every remote scheduler and worker runs this
+
+
+def layout(hosts) -> list[str]:
+    """Scheduler on the first namespace host, two workers on each of the other two."""
+    first, second, third = hosts.hosts
+    return [first, second, second, third, third]
+
+
+def wait_remote_gone(hosts, timeout: float = 30) -> float:
+    """Seconds until no remote scheduler/worker process is left; fails after ``timeout``."""
+    started = time.monotonic()
+    while hosts.remote_processes(REMOTE):
+        assert time.monotonic() - started < timeout, hosts.remote_processes(REMOTE)
+        time.sleep(0.1)
+    return time.monotonic() - started
+
+
+def configure(sandbox, hosts, **extra) -> None:
+    """Write the hosts and SSH settings to the sandbox's dask config, as a user would."""
+    settings = {"hosts": layout(hosts), "connect_options": hosts.connect_options(), **extra}
+    config = {"daskdeploy": {"ssh": settings}}
+    (sandbox.root / "config").mkdir(exist_ok=True)
+    path = sandbox.root / "config" / "daskdeploy.yaml"
+    path.write_text(yaml.safe_dump(config))
+    sandbox.env["DASK_CONFIG"] = str(path.parent)
+
+
+def test_deploy_across_namespace_hosts_and_clean_close(ssh_hosts):
+    started = time.monotonic()
+    with daskdeploy.deploy(
+        "ssh", hosts=layout(ssh_hosts), connect_options=ssh_hosts.connect_options(), quiet=True
+    ) as client:
+        startup = time.monotonic() - started
+        workers = client.scheduler_info(n_workers=-1)["workers"]
+        assert len(workers) == 4
+        assert {addr.split("//")[1].split(":")[0] for addr in workers} == set(ssh_hosts.hosts[1:])
+        assert not client.scheduler.address.startswith("tcp://127.")
+        assert client.submit(sum, [1, 2]).result() == 3
+    closed = time.monotonic()
+    gone = wait_remote_gone(ssh_hosts)
+    print(
+        f"\nssh: 1 scheduler + 4 workers on 3 hosts in {startup:.2f} s; "
+        f"remote processes gone {gone:.2f} s after close ({time.monotonic() - closed:.2f})"
+    )
+
+
+@pytest.mark.parametrize("name", ["pi", "calc_mean", "wiki_bag", "airline"])
+def test_examples_run_unchanged(ssh_hosts, sandbox, example_client, airline_dir, wiki_dir, name):
+    argv = example_argv(name, wiki_dir, airline_dir)
+    expected = expected_output(name, argv, example_client)
+    configure(sandbox, ssh_hosts)
+    result = sandbox.run(
+        sandbox.command("run", "--backend", "ssh", str(EXAMPLES / f"{name}.py"), *argv)
+    )
+    assert result.returncode == 0, result.stderr
+    assert expected in result.stdout
+    assert "on ssh: 4 workers" in result.stderr
+    wait_remote_gone(ssh_hosts)
+    sandbox.assert_clean()
+
+
+def test_hostfile_with_repeated_hosts(ssh_hosts, tmp_path):
+    hostfile = tmp_path / ".hosts"
+    hostfile.write_text("\n".join([ssh_hosts.hosts[0], ssh_hosts.hosts[1], ssh_hosts.hosts[1]]))
+    with daskdeploy.deploy(
+        "ssh",
+        hostfile=str(hostfile),
+        workers_per_host=2,
+        connect_options=ssh_hosts.connect_options(),
+        quiet=True,
+    ) as client:
+        assert len(client.scheduler_info(n_workers=-1)["workers"]) == 4
+    wait_remote_gone(ssh_hosts)
+
+
+def _bad(ssh_hosts, tmp_path, case: str) -> dict:
+    options = ssh_hosts.connect_options()
+    hosts = layout(ssh_hosts)[:3]
+    if case == "wrong port":
+        options["port"] = ssh_hosts.silent_port() + 1  # nothing listens there
+    elif case == "silent port":  # accepts TCP on loopback, never speaks SSH
+        options["port"] = ssh_hosts.silent_port()
+        hosts = ["127.0.0.1", "127.0.0.1"]
+    elif case == "wrong key":
+        key = tmp_path / "other_key"
+        os.system(f"ssh-keygen -q -t ed25519 -N '' -f {key}")
+        options["client_keys"] = [str(key)]
+    elif case == "unknown host":
+        hosts = [hosts[0], "no-such-host.invalid"]
+    elif case == "bad remote python":
+        return {"hosts": hosts, "connect_options": options, "remote_python": "/usr/bin/false"}
+    return {"hosts": hosts, "connect_options": options}
+
+
+@pytest.mark.parametrize(
+    ("case", "says"),
+    [
+        ("wrong port", "connection refused"),
+        ("silent port", "no SSH answer within 3"),
+        ("wrong key", "authentication failed"),
+        ("unknown host", "no-such-host.invalid"),
+        ("bad remote python", "cannot import distributed"),
+    ],
+)
+def test_bad_hosts_fail_fast_naming_host_and_cause(ssh_hosts, tmp_path, case, says):
+    options = _bad(ssh_hosts, tmp_path, case)
+    started = time.monotonic()
+    with pytest.raises(daskdeploy.DeploymentError) as info:
+        daskdeploy.deploy("ssh", connect_timeout=3, quiet=True, **options)
+    assert time.monotonic() - started < 12
+    assert says in str(info.value), str(info.value)
+    assert "nothing was started" in str(info.value)
+    assert not ssh_hosts.remote_processes(REMOTE)
+
+
+def test_bad_host_lists_are_refused_before_connecting(tmp_path):
+    empty = tmp_path / "empty"
+    empty.write_text("# nobody\n\n")
+    cases = [
+        ({"hostfile": str(empty)}, "lists no host"),
+        ({"hostfile": str(tmp_path / "missing")}, "cannot read the hostfile"),
+        ({"hosts": ["10.1.2.3"]}, "at least one worker host"),
+        ({}, "either hosts"),
+        ({"hosts": ["127.0.0.1", "10.1.2.3"]}, "loopback"),
+        ({"hosts": ["a", "b"], "workers": 3}, "drop the workers option"),
+    ]
+    for options, says in cases:
+        with pytest.raises(daskdeploy.OptionError, match=says):
+            daskdeploy.plan("ssh", **options)
+
+
+def test_exception_in_the_script_leaves_nothing(ssh_hosts, sandbox):
+    configure(sandbox, ssh_hosts)
+    script = sandbox.script(
+        "fails.py",
+        "import daskdeploy\n"
+        "client = daskdeploy.deploy('ssh')\n"
+        "raise RuntimeError('analysis failed')\n",
+    )
+    result = sandbox.run([sys.executable, str(script)])
+    assert result.returncode == 1 and "analysis failed" in result.stderr
+    wait_remote_gone(ssh_hosts, timeout=15)
+    sandbox.assert_clean()
+
+
+@pytest.mark.parametrize("how", ["SIGINT", "SIGKILL"])
+def test_interrupted_or_killed_client_leaves_nothing(ssh_hosts, sandbox, how, capsys):
+    configure(sandbox, ssh_hosts)
+    script = sandbox.script("slow.py", "import time\nprint('READY', flush=True)\ntime.sleep(120)\n")
+    process = sandbox.popen(sandbox.command("run", "--backend", "ssh", str(script)))
+    assert process.stdout.readline().strip() == "READY", process.stderr.read()
+    assert ssh_hosts.remote_processes(REMOTE)
+    process.send_signal(signal.SIGINT if how == "SIGINT" else signal.SIGKILL)
+    process.wait(timeout=60)
+    gone = wait_remote_gone(ssh_hosts, timeout=60)
+    with capsys.disabled():
+        print(f"\nssh: remote processes gone {gone:.2f} s after {how} to the client")
+    process.stdout.close()
+    process.stderr.close()
