@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+import re
+import shutil
 import signal
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import yaml
@@ -16,6 +19,11 @@ from conftest import EXAMPLES, example_argv, expected_output
 pytest.importorskip("asyncssh", reason="asyncssh is part of daskdeploy[ssh]")
 
 REMOTE = "distributed.cli.dask_spec"  # every remote scheduler and worker runs this
+
+
+def deployment_id(stderr: str) -> str:
+    """The deployment id from daskdeploy's summary line."""
+    return re.search(r"daskdeploy: (dd-[0-9a-f]+) on ssh", stderr).group(1)
 
 
 def layout(hosts) -> list[str]:
@@ -54,6 +62,12 @@ def test_deploy_across_namespace_hosts_and_clean_close(ssh_hosts):
         assert {addr.split("//")[1].split(":")[0] for addr in workers} == set(ssh_hosts.hosts[1:])
         assert not client.scheduler.address.startswith("tcp://127.")
         assert client.submit(sum, [1, 2]).result() == 3
+        remote_dir = f"/tmp/daskdeploy-{client.deployment.id}"  # the hosts' sessions use /tmp
+        local_dirs = client.run(lambda dask_worker: dask_worker.local_directory)
+        assert all(path.startswith(remote_dir) for path in local_dirs.values()), local_dirs
+        assert ssh_hosts.ssh(ssh_hosts.hosts[1], f"test -d {remote_dir}").returncode == 0
+    for host in ssh_hosts.hosts:  # the per-deployment directory is gone from every host
+        assert ssh_hosts.ssh(host, f"test -e {remote_dir}").returncode == 1
     closed = time.monotonic()
     gone = wait_remote_gone(ssh_hosts)
     print(
@@ -158,6 +172,7 @@ def test_exception_in_the_script_leaves_nothing(ssh_hosts, sandbox):
     result = sandbox.run([sys.executable, str(script)])
     assert result.returncode == 1 and "analysis failed" in result.stderr
     wait_remote_gone(ssh_hosts, timeout=15)
+    assert not Path(f"/tmp/daskdeploy-{deployment_id(result.stderr)}").exists()
     sandbox.assert_clean()
 
 
@@ -173,5 +188,15 @@ def test_interrupted_or_killed_client_leaves_nothing(ssh_hosts, sandbox, how, ca
     gone = wait_remote_gone(ssh_hosts, timeout=60)
     with capsys.disabled():
         print(f"\nssh: remote processes gone {gone:.2f} s after {how} to the client")
+    remote_dir = Path(f"/tmp/daskdeploy-{deployment_id(process.stderr.read())}")
     process.stdout.close()
     process.stderr.close()
+    if how == "SIGINT":
+        assert not remote_dir.exists()
+    else:  # nobody is left to clean up: at most the directory with two lock files remains
+        assert {p.name for p in remote_dir.rglob("*")} <= {
+            "dask-scratch-space",
+            "global.lock",
+            "purge.lock",
+        }
+        shutil.rmtree(remote_dir, ignore_errors=True)

@@ -42,13 +42,32 @@ _HANDLED_SIGNALS = tuple(
 )
 
 
+def _register_exit_hook(hook: Any) -> None:
+    """Run ``hook`` at interpreter exit, before thread pools refuse new work.
+
+    ``atexit`` hooks run after ``concurrent.futures`` has shut its executors down, so a
+    teardown there cannot resolve a host name through asyncio (``getaddrinfo`` runs in the
+    default executor): closing remote SSH processes and removing their directories failed
+    when a script simply ended. ``threading``'s own exit hooks run earlier, while the
+    interpreter is still whole; ``atexit`` stays the fallback.
+    """
+    register_early = getattr(threading, "_register_atexit", None)
+    if register_early is not None:
+        try:
+            register_early(hook)
+            return
+        except RuntimeError:  # already shutting down
+            pass
+    atexit.register(hook)
+
+
 def register(deployment: Deployment) -> None:
     """Track a new deployment; install exit and signal hooks with the first one."""
     global _atexit_registered
     with _lock:
         _live[deployment.id] = deployment
         if not _atexit_registered:
-            atexit.register(_teardown_all)
+            _register_exit_hook(_teardown_all)
             _atexit_registered = True
         if len(_live) == 1:
             _install_signal_handlers()

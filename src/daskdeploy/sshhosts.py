@@ -17,7 +17,13 @@ from typing import Any
 
 from .errors import DeploymentError
 
-__all__ = ["HostPlan", "plan_hosts", "preflight", "read_hostfile"]
+__all__ = [
+    "HostPlan",
+    "plan_hosts",
+    "preflight",
+    "read_hostfile",
+    "remove_remote_directories",
+]
 
 
 def read_hostfile(path: str | Path) -> list[str]:
@@ -76,10 +82,12 @@ def plan_hosts(hosts: Sequence[str], workers_per_host: int) -> HostPlan:
     return HostPlan(hosts[0], workers)
 
 
-_VERSION_PROBE = "import distributed, sys; print(distributed.__version__, sys.version.split()[0])"
+_VERSION_PROBE = (
+    "import distributed, tempfile; print(distributed.__version__, tempfile.gettempdir())"
+)
 
 
-async def _probe(host: str, options: Mapping[str, Any], python: str) -> str:
+async def _probe(host: str, options: Mapping[str, Any], python: str) -> tuple[str, str]:
     import asyncssh
 
     async with asyncssh.connect(host, **options) as connection:
@@ -89,7 +97,8 @@ async def _probe(host: str, options: Mapping[str, Any], python: str) -> str:
     if result.exit_status != 0:
         said = str(result.stderr or result.stdout).strip().splitlines()[-1:] or ["no output"]
         raise RuntimeError(f"the remote Python {python!r} cannot import distributed ({said[0]})")
-    return str(result.stdout).split()[0]
+    version, tmp = str(result.stdout).split(maxsplit=1)
+    return version, tmp.strip()
 
 
 def _cause(exc: BaseException, options: Mapping[str, Any]) -> str:
@@ -123,7 +132,7 @@ def _cause(exc: BaseException, options: Mapping[str, Any]) -> str:
 def preflight(
     hosts: Sequence[str], options: Mapping[str, Any], python: str, local_version: str
 ) -> dict[str, str]:
-    """Check every host at once; return each host's distributed version.
+    """Check every host at once; return each host's temporary directory.
 
     Raises
     ------
@@ -138,17 +147,46 @@ def preflight(
 
     results = asyncio.run(check_all())
     problems = []
-    versions = {}
+    temporary_directories = {}
     for host, result in zip(hosts, results, strict=True):
         if isinstance(result, BaseException):
             problems.append(f"  {host}: {_cause(result, options)}")
-        elif result != local_version:
+        elif result[0] != local_version:
             problems.append(
-                f"  {host}: distributed {result} there, {local_version} here; install the same "
-                f"version on every host (or point remote_python at a matching environment)"
+                f"  {host}: distributed {result[0]} there, {local_version} here; install the "
+                f"same version on every host (or point remote_python at a matching environment)"
             )
         else:
-            versions[host] = result
+            temporary_directories[host] = result[1]
     if problems:
         raise DeploymentError("SSH hosts not usable, nothing was started:\n" + "\n".join(problems))
-    return versions
+    return temporary_directories
+
+
+def remove_remote_directories(
+    directories: Mapping[str, str], options: Mapping[str, Any], timeout: float
+) -> list[str]:
+    """Run ``rm -rf`` on every host for its directory; return the hosts where it failed."""
+    import asyncssh
+
+    async def remove(host: str, path: str) -> None:
+        quoted = shlex.quote(path)
+        # Wait (up to 5 s) for the host's scheduler/worker processes, whose command lines
+        # name the directory, to exit: one still closing would recreate files in it.
+        script = (
+            f"for i in 1 2 3 4 5 6 7 8 9 10; do pgrep -f {quoted} >/dev/null || break; "
+            f"sleep 0.5; done; rm -rf -- {quoted}"
+        )
+        async with asyncssh.connect(host, **options) as connection:
+            await connection.run(script, check=True)
+
+    async def remove_all() -> list[Any]:
+        jobs = (asyncio.wait_for(remove(h, p), timeout + 6) for h, p in directories.items())
+        return await asyncio.gather(*jobs, return_exceptions=True)
+
+    results = asyncio.run(remove_all())
+    return [
+        host
+        for host, result in zip(directories, results, strict=True)
+        if isinstance(result, BaseException)
+    ]

@@ -17,6 +17,7 @@ distributed's SSHCluster:
 from __future__ import annotations
 
 import importlib.util
+import logging
 import sys
 from collections.abc import Mapping
 from typing import Any, ClassVar
@@ -25,10 +26,12 @@ from ..errors import OptionError
 from ..network import is_loopback
 from ..options import Option, ResolvedOptions, duration_seconds, text, text_list, whole_number
 from ..scheduler_watch import preload_text
-from ..sshhosts import plan_hosts, preflight, read_hostfile
+from ..sshhosts import plan_hosts, preflight, read_hostfile, remove_remote_directories
 from .base import Availability, Backend, Running, StartContext
 
 __all__ = ["SSHBackend"]
+
+logger = logging.getLogger(__name__)
 
 
 def _mapping(value: Any) -> dict[str, Any]:
@@ -128,12 +131,18 @@ class SSHBackend(Backend):
             "connect_timeout": options["connect_timeout"],
             **options["connect_options"],
         }
-        preflight(plan.distinct_hosts, connect, python, distributed.__version__)
+        remote_tmp = preflight(plan.distinct_hosts, connect, python, distributed.__version__)
+        # One private directory per host for scheduler and worker files, removed at close.
+        remote_dirs = {
+            host: f"{tmp.rstrip('/')}/daskdeploy-{context.deployment_id}"
+            for host, tmp in remote_tmp.items()
+        }
         scheduler_kwargs: dict[str, Any] = {
             "port": 0,
             "dashboard": options["dashboard"],
             "dashboard_address": "127.0.0.1:0",
             "preload": [preload_text(max(options["timeout"], 30.0))],
+            "local_directory": remote_dirs[plan.scheduler],
         }
         scheduler_kwargs.update(_bind(options, plan.scheduler))
         workers = {
@@ -150,6 +159,7 @@ class SSHBackend(Backend):
                         "memory_limit": options["memory_per_worker"] or "auto",
                         "death_timeout": options["death_timeout"],
                         "dashboard": False,
+                        "local_directory": remote_dirs[host],
                         **_bind(options, host),
                     },
                 },
@@ -176,6 +186,7 @@ class SSHBackend(Backend):
             expected_workers=plan.total_workers,
             # The dashboard listens on the scheduler host's loopback: reach it by a tunnel.
             dashboard_link=None,
+            stop=[lambda: _remove_remote_dirs(remote_dirs, connect, options["connect_timeout"])],
         )
 
 
@@ -204,3 +215,15 @@ def _bind(options: ResolvedOptions, host: str) -> dict[str, str]:
     if options["interface"]:
         return {"interface": options["interface"]}
     return {"host": host}
+
+
+def _remove_remote_dirs(
+    directories: dict[str, str], connect: dict[str, Any], timeout: float
+) -> None:
+    failed = remove_remote_directories(directories, connect, timeout)
+    if failed:
+        logger.warning(
+            "Could not remove daskdeploy's directory on %s: %s",
+            ", ".join(failed),
+            ", ".join(directories[host] for host in failed),
+        )
