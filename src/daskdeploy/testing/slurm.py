@@ -35,6 +35,16 @@ from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 
+from ._procs import POLL as _POLL
+from ._procs import ancestors as _ancestors
+from ._procs import die_with_parent as _die_with_parent
+from ._procs import is_running as _is_running
+from ._procs import search_path as _search_path
+from ._procs import serve_until_signal
+from ._procs import tail as _tail
+from ._procs import wait_not_running as _wait_not_running
+from ._procs import which as _which
+
 __all__ = ["LocalSlurm", "main", "unavailable_reason"]
 
 SERVER_BINARIES = ("slurmctld", "slurmd", "munged", "mungekey")
@@ -60,18 +70,6 @@ _SLURM_ENV_PREFIXES = (
 )
 _SEP = "\x1f"  # ASCII unit separator: cannot occur in job names, states or comments
 _MAX_UNIX_SOCKET = 107  # sun_path is 108 bytes including the trailing NUL
-_SBIN = ("/usr/local/sbin", "/usr/sbin", "/sbin")
-_POLL = 0.05
-_LOG_TAIL_LINES = 25
-
-
-def _search_path() -> str:
-    parts = [p for p in os.environ.get("PATH", os.defpath).split(os.pathsep) if p]
-    return os.pathsep.join(parts + [d for d in _SBIN if d not in parts])
-
-
-def _which(name: str) -> str | None:
-    return shutil.which(name, path=_search_path())
 
 
 def unavailable_reason() -> str | None:
@@ -103,39 +101,6 @@ def unavailable_reason() -> str | None:
 # --------------------------------------------------------------------------- processes
 
 
-def _proc_state(pid: int) -> str | None:
-    """Return the one-letter state of ``pid`` from /proc, or None when it is gone."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            stat = f.read()
-    except OSError:
-        return None
-    try:
-        return stat[stat.rindex(b")") + 2 :].split()[0].decode()
-    except (ValueError, IndexError):
-        return None
-
-
-def _is_running(pid: int) -> bool:
-    """True unless ``pid`` is gone or a zombie (dead, waiting to be reaped)."""
-    return _proc_state(pid) not in (None, "Z", "X")
-
-
-def _ancestors() -> set[int]:
-    """Return this process and all its ancestors: never kill those."""
-    pids = set()
-    pid = os.getpid()
-    while pid > 0 and pid not in pids:
-        pids.add(pid)
-        try:
-            with open(f"/proc/{pid}/stat", "rb") as f:
-                stat = f.read()
-            pid = int(stat[stat.rindex(b")") + 2 :].split()[1])
-        except (OSError, ValueError, IndexError):
-            break
-    return pids
-
-
 def _marked_pids(root: str) -> list[int]:
     """Return running processes that belong to the cluster living in ``root``.
 
@@ -164,40 +129,6 @@ def _marked_pids(root: str) -> list[int]:
         if (marker in env or any(prefix in arg for arg in args)) and _is_running(pid):
             found.append(pid)
     return found
-
-
-def _wait_not_running(pids: list[int], timeout: float) -> list[int]:
-    """Wait until every pid is gone or a zombie; return those still running at timeout."""
-    deadline = time.monotonic() + timeout
-    while True:
-        left = [pid for pid in pids if _is_running(pid)]
-        if not left or time.monotonic() >= deadline:
-            return left
-        time.sleep(_POLL)
-
-
-def _tail(path: Path, lines: int = _LOG_TAIL_LINES) -> str:
-    try:
-        text = path.read_text(errors="replace")
-    except OSError:
-        return "(no log)"
-    return "\n".join(text.rstrip().splitlines()[-lines:]) or "(empty)"
-
-
-def _die_with_parent() -> None:
-    """In the child before exec: get SIGTERM when the process that started us dies.
-
-    Without it, daemons outlive a test run or ``python -m daskdeploy.testing.slurm`` that
-    was killed with SIGKILL. Linux only; silently skipped elsewhere.
-    """
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        pr_set_pdeathsig = 1
-        libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
-    except (OSError, AttributeError):
-        pass
 
 
 def _free_ports(count: int) -> list[int]:
@@ -788,37 +719,24 @@ def main(argv: list[str] | None = None) -> None:
     if reason is not None:
         parser.exit(2, f"{parser.prog}: error: {reason}\n")
 
-    stop = threading.Event()
+    def announce(cluster: LocalSlurm) -> list[str]:
+        return [
+            f"export SLURM_CONF={shlex.quote(str(cluster.conf_path))}",
+            f"# {len(cluster.nodes)} nodes x {cluster.cpus_per_node} CPUs in partition "
+            f"'{cluster.partition}': run the export line in another shell, then e.g. "
+            "`sbatch --wrap hostname; squeue`; Ctrl-C here stops the cluster.",
+        ]
 
-    def _on_signal(signum: int, frame: object) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGINT, _on_signal)
-    signal.signal(signal.SIGTERM, _on_signal)
-
-    try:
-        cluster = LocalSlurm(
+    serve_until_signal(
+        lambda: LocalSlurm(
             nodes=args.nodes,
             cpus_per_node=args.cpus_per_node,
             memory_mb=args.memory_mb,
             partition=args.partition,
-        ).start()
-    except (RuntimeError, ValueError) as exc:
-        print(exc, file=sys.stderr)
-        sys.exit(1)
-    try:
-        print(f"export SLURM_CONF={shlex.quote(str(cluster.conf_path))}", flush=True)
-        print(
-            f"# {len(cluster.nodes)} nodes x {cluster.cpus_per_node} CPUs in partition "
-            f"'{cluster.partition}': run the export line in another shell, then e.g. "
-            "`sbatch --wrap hostname; squeue`; Ctrl-C here stops the cluster.",
-            flush=True,
-        )
-        while not stop.wait(0.5):
-            pass
-    finally:
-        cluster.stop()
-    print("stopped", file=sys.stderr, flush=True)
+        ).start(),
+        announce,
+        LocalSlurm.stop,
+    )
 
 
 if __name__ == "__main__":

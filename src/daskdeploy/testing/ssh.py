@@ -47,6 +47,16 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from ._procs import POLL as _POLL
+from ._procs import ancestors as _ancestors
+from ._procs import die_with_parent as _die_with_parent
+from ._procs import proc_stat as _proc_stat
+from ._procs import search_path as _search_path
+from ._procs import serve_until_signal
+from ._procs import tail as _tail
+from ._procs import wait_not_running as _wait_not_running
+from ._procs import which as _which
+
 __all__ = ["MARKER_VAR", "LocalSSHHosts", "cleanup_stale", "main", "unavailable_reason"]
 
 REQUIRED_BINARIES = ("sshd", "ssh", "ssh-keygen", "ip", "nsenter")
@@ -59,15 +69,12 @@ MARKER_VAR = "DASKDEPLOY_LOCAL_SSH"
 #: Name of the (only) network interface inside every namespace.
 INTERFACE = "eth0"
 
-_SBIN = ("/usr/local/sbin", "/usr/sbin", "/sbin")
 _NETNS_DIR = "/run/netns"
 _SSHD_PRIVSEP_DIR = "/run/sshd"
 _BRIDGE_NF_SYSCTL = "/proc/sys/net/bridge/bridge-nf-call-iptables"
 _SUBNET_SECOND_OCTETS = (200, 250)  # subnets are picked from 10.200.0.0/16 ... 10.250.0.0/16
 _MAX_NAMESPACES = 250  # .2 ... .251 of a /24; also keeps veth names ("dv" + 8 + "-" + 3) short
-_POLL = 0.05
 _TERM_GRACE = 2.0  # seconds between SIGTERM and SIGKILL in stop()
-_LOG_TAIL_LINES = 25
 _OWNER_FILE = "owner"
 _KEX_ALGORITHMS = (
     "curve25519-sha256",
@@ -80,15 +87,6 @@ _KEX_ALGORITHMS = (
     "diffie-hellman-group18-sha512",
     "diffie-hellman-group14-sha256",
 )
-
-
-def _search_path() -> str:
-    parts = [p for p in os.environ.get("PATH", os.defpath).split(os.pathsep) if p]
-    return os.pathsep.join(parts + [d for d in _SBIN if d not in parts])
-
-
-def _which(name: str) -> str | None:
-    return shutil.which(name, path=_search_path())
 
 
 def _root_password_locked() -> bool:
@@ -140,70 +138,6 @@ def unavailable_reason() -> str | None:
 
 
 # --------------------------------------------------------------------------- processes
-
-
-def _proc_stat(pid: int) -> tuple[str, int] | None:
-    """Return ``(state, ppid)`` of ``pid`` from /proc, or None when it is gone."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            stat = f.read()
-        fields = stat[stat.rindex(b")") + 2 :].split()
-        return fields[0].decode(), int(fields[1])
-    except (OSError, ValueError, IndexError):
-        return None
-
-
-def _is_running(pid: int) -> bool:
-    """True unless ``pid`` is gone or a zombie (dead, waiting to be reaped)."""
-    stat = _proc_stat(pid)
-    return stat is not None and stat[0] not in ("Z", "X")
-
-
-def _ancestors() -> set[int]:
-    """Return this process and all its ancestors: never kill those."""
-    pids: set[int] = set()
-    pid = os.getpid()
-    while pid > 0 and pid not in pids:
-        pids.add(pid)
-        stat = _proc_stat(pid)
-        if stat is None:
-            break
-        pid = stat[1]
-    return pids
-
-
-def _wait_not_running(pids: list[int], timeout: float) -> list[int]:
-    """Wait until every pid is gone or a zombie; return those still running at timeout."""
-    deadline = time.monotonic() + timeout
-    while True:
-        left = [pid for pid in pids if _is_running(pid)]
-        if not left or time.monotonic() >= deadline:
-            return left
-        time.sleep(_POLL)
-
-
-def _tail(path: Path, lines: int = _LOG_TAIL_LINES) -> str:
-    try:
-        text = path.read_text(errors="replace")
-    except OSError:
-        return "(no log)"
-    return "\n".join(text.rstrip().splitlines()[-lines:]) or "(empty)"
-
-
-def _die_with_parent() -> None:
-    """In the child before exec: get SIGTERM when the thread that started us dies.
-
-    Without it, the sshd daemons outlive a test run or ``python -m daskdeploy.testing.ssh``
-    that was killed with SIGKILL. Linux only; silently skipped elsewhere.
-    """
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        pr_set_pdeathsig = 1
-        libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
-    except (OSError, AttributeError):
-        pass
 
 
 def _free_port() -> int:
@@ -1201,23 +1135,7 @@ def main(argv: list[str] | None = None) -> None:
     if reason is not None:
         parser.exit(2, f"{parser.prog}: error: {reason}\n")
 
-    stop = threading.Event()
-
-    def _on_signal(signum: int, frame: object) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGINT, _on_signal)
-    signal.signal(signal.SIGTERM, _on_signal)
-
-    try:
-        hosts = LocalSSHHosts(namespaces=args.namespaces, loopback=not args.no_loopback)
-        hosts.start()
-    except (RuntimeError, ValueError) as exc:
-        print(exc, file=sys.stderr)
-        sys.exit(1)
-    try:
-        print(f"hosts: {' '.join(hosts.all_hosts)}", flush=True)
-        print(f"port: {hosts.port}", flush=True)
+    def announce(hosts: LocalSSHHosts) -> list[str]:
         example = [
             "ssh",
             "-i",
@@ -1228,18 +1146,20 @@ def main(argv: list[str] | None = None) -> None:
             f"UserKnownHostsFile={hosts.known_hosts}",
             f"root@{hosts.all_hosts[0]}",
         ]
-        print(shlex.join(example), flush=True)
-        print(
+        return [
+            f"hosts: {' '.join(hosts.all_hosts)}",
+            f"port: {hosts.port}",
+            shlex.join(example),
             f"# key {hosts.client_key}, known_hosts {hosts.known_hosts}; namespaces "
             f"{' '.join(hosts.namespaces) or '(none)'} on {hosts.network or '-'} with no "
             "default route; Ctrl-C here stops the hosts.",
-            flush=True,
-        )
-        while not stop.wait(0.5):
-            pass
-    finally:
-        hosts.stop()
-    print("stopped", file=sys.stderr, flush=True)
+        ]
+
+    serve_until_signal(
+        lambda: LocalSSHHosts(namespaces=args.namespaces, loopback=not args.no_loopback).start(),
+        announce,
+        LocalSSHHosts.stop,
+    )
 
 
 if __name__ == "__main__":
