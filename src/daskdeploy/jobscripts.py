@@ -15,6 +15,7 @@ __all__ = [
     "WORKER_DIR_VARIABLE",
     "WorkerLifetime",
     "as_array_script",
+    "lifetime_args",
     "worker_lifetime",
     "worker_scratch_lines",
 ]
@@ -128,3 +129,20 @@ def worker_lifetime(walltime_seconds: int) -> WorkerLifetime:
         raise ValueError(f"the time limit must be positive, got {walltime_seconds}")
     margin = min(max(walltime_seconds // 10, 60), 600, walltime_seconds // 2)
     return WorkerLifetime(walltime_seconds - margin, margin // 4, margin)
+
+
+def lifetime_args(setting: float | str, time_limit: int | None) -> list[str]:
+    """``dask worker`` lifetime arguments for a ``lifetime`` option value.
+
+    ``"auto"`` retires workers before ``time_limit`` seconds (none without a limit),
+    ``"off"`` never; a number of seconds is used as given, staggered by a fifth.
+
+    >>> lifetime_args(600.0, None), lifetime_args("auto", 300), lifetime_args("off", 300)
+    (['--lifetime', '600s', '--lifetime-stagger', '120s'], \
+['--lifetime', '240s', '--lifetime-stagger', '15s'], [])
+    """
+    if setting == "off":
+        return []
+    if setting == "auto":
+        return worker_lifetime(time_limit).worker_args() if time_limit else []
+    return ["--lifetime", f"{setting:g}s", "--lifetime-stagger", f"{setting / 5:g}s"]

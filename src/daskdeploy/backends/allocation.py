@@ -24,7 +24,7 @@ from typing import Any, ClassVar
 from .. import slurmctl
 from ..commands import CommandError
 from ..errors import OptionError
-from ..jobscripts import WORKER_DIR_VARIABLE, worker_lifetime, worker_scratch_lines
+from ..jobscripts import WORKER_DIR_VARIABLE, lifetime_args, worker_scratch_lines
 from ..network import address_facing
 from ..options import (
     Option,
@@ -250,16 +250,13 @@ def _srun_command(
 
 
 def _lifetime_args(options: ResolvedOptions, allocation: Allocation) -> list[str]:
-    if options["lifetime"] == "off":
-        return []
+    left = None
     if options["lifetime"] == "auto":
         try:
             left = slurmctl.time_left(allocation.job_id)
         except CommandError:
             left = None
-        return worker_lifetime(left).worker_args() if left else []
-    lifetime = options["lifetime"]
-    return ["--lifetime", f"{lifetime:g}s", "--lifetime-stagger", f"{lifetime / 5:g}s"]
+    return lifetime_args(options["lifetime"], left)
 
 
 class _SrunStep:

@@ -32,7 +32,7 @@ from typing import Any, ClassVar
 from .. import slurmctl
 from ..commands import CommandError
 from ..errors import DeploymentError, OptionError
-from ..jobscripts import WORKER_DIR_VARIABLE, worker_lifetime, worker_scratch_lines
+from ..jobscripts import WORKER_DIR_VARIABLE, lifetime_args, worker_scratch_lines
 from ..network import address_facing
 from ..options import (
     Option,
@@ -338,12 +338,8 @@ def _job_kwargs(options: ResolvedOptions, job_name: str, log_dir: str) -> dict[s
         prologue += worker_scratch_lines(job_name)
         local_directory = f'"${WORKER_DIR_VARIABLE}"'
     worker_args = [] if options["worker_dashboard"] else ["--no-dashboard"]
-    if options["lifetime"] == "auto":
-        worker_args += worker_lifetime(slurmctl.parse_walltime(options["walltime"])).worker_args()
-    elif options["lifetime"] != "off":
-        # Staggered by a fifth, so workers started together do not all leave together.
-        lifetime = options["lifetime"]
-        worker_args += ["--lifetime", f"{lifetime:g}s", "--lifetime-stagger", f"{lifetime / 5:g}s"]
+    walltime = slurmctl.parse_walltime(options["walltime"])
+    worker_args += lifetime_args(options["lifetime"], walltime)
     worker_args += options["worker_extra_args"]
     return {
         "cores": layout.cores,
