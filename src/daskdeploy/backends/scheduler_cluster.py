@@ -9,7 +9,7 @@ __all__ = ["scheduler_only_cluster"]
 
 
 def scheduler_only_cluster(
-    name: str, listen: dict[str, Any], dashboard: bool, scheduler_file: Path
+    name: str, listen: dict[str, Any], dashboard: bool, scheduler_file: Path | None = None
 ) -> Any:
     """Start a scheduler in this process, on a free port, and return its SpecCluster.
 
@@ -22,7 +22,8 @@ def scheduler_only_cluster(
     dashboard
         Serve the dashboard (always on 127.0.0.1, at a free port).
     scheduler_file
-        Where the scheduler writes its address for the workers to read.
+        Where the scheduler writes its address for the workers to read (``None``: nowhere,
+        the workers learn it another way).
     """
     from distributed import Scheduler, SpecCluster
 
@@ -34,7 +35,7 @@ def scheduler_only_cluster(
                 "port": 0,
                 "dashboard": dashboard,
                 "dashboard_address": "127.0.0.1:0",
-                "scheduler_file": str(scheduler_file),
+                "scheduler_file": str(scheduler_file) if scheduler_file else None,
             },
         },
         workers={},
