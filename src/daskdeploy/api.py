@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from . import config, lifecycle, profiles, registry, scratch
-from .backends.base import Backend, StartContext
+from .backends.base import Backend, LaunchCommand, StartContext
 from .deployment import DeployedClient, Deployment
 from .errors import (
     BackendUnavailableError,
@@ -82,6 +82,19 @@ class Plan:
                 f"Backend {self.backend.name!r} cannot run here: {availability.reason}"
             )
         return self.backend.check(self.options)
+
+    def launch_command(self, program: list[str]) -> LaunchCommand | None:
+        """How to start ``program`` under this backend's launcher, or ``None`` to deploy here.
+
+        ``daskdeploy run --backend mpi`` outside ``mpiexec`` gets the ``mpiexec -n N``
+        command line that runs ``program`` (the same ``daskdeploy run`` on every rank).
+
+        Raises
+        ------
+        BackendUnavailableError
+            A launcher is needed but none can be found; the message says what to install.
+        """
+        return self.backend.launch_command(self.options, program)
 
     def start(self) -> DeployedClient:
         """Start the deployment and return its client, tearing everything down on failure."""
@@ -159,6 +172,7 @@ def _wait_for_workers(client: DeployedClient, deployment: Deployment) -> None:
         try:
             remaining = max(deadline - time.monotonic(), 0.01)
             client.wait_for_workers(expected, timeout=min(1.0, remaining))
+            client.scheduler_info(n_workers=0)  # so that repr(client) counts them already
             return
         except TimeoutError:
             pass

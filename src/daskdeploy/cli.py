@@ -192,6 +192,7 @@ def run(
       daskdeploy run --workers 2 --option processes=true my_analysis.py input.csv
       daskdeploy run --backend slurm -n 8 --option walltime=01:00:00 my_analysis.py
       daskdeploy run --backend slurm --dry-run my_analysis.py   # job script + sbatch check
+      daskdeploy run --backend mpi -n 4 my_analysis.py  # mpiexec -n 6: 4 workers
     """
     from . import lifecycle
     from .api import plan_from
@@ -199,13 +200,31 @@ def run(
 
     options = _collect_options(workers, threads_per_worker, memory_per_worker, assignments, quiet)
     deployment_plan = _api_call(plan_from, backend, profile, options, "command line")
+    # The same command on every rank, for backends that start under a launcher (mpi).
+    per_rank = [
+        sys.executable,
+        "-m",
+        "daskdeploy",
+        "run",
+        *_flags(backend, profile, workers, threads_per_worker, memory_per_worker, assignments),
+        *(["--quiet"] if quiet else []),
+        str(script.resolve()),
+        *script_args,
+    ]
+    launch = _api_call(deployment_plan.launch_command, per_rank)
     if dry_run:
         click.echo(deployment_plan.describe())
+        if launch is not None:
+            click.echo(f"Would launch: {_command_text(launch)}")
+            for note in launch.notes:
+                click.echo(note)
         click.echo(f"Script: {script} {' '.join(script_args)}".rstrip())
-        if not no_check:
+        if not no_check and launch is None:
             _echo_check(deployment_plan)
         click.echo("Dry run: nothing was started.")
         return
+    if launch is not None:
+        sys.exit(_launch(launch, quiet))
     try:
         client = _api_call(deployment_plan.start)
     except KeyboardInterrupt:
@@ -215,10 +234,54 @@ def run(
     try:
         lifecycle.set_ambient(client.deployment)
         status = run_script(script, script_args)
+        lifecycle.set_exit_status(status)
     finally:
         lifecycle.set_ambient(None)
         client.close()
     sys.exit(status)
+
+
+def _flags(
+    backend: str | None,
+    profile: str | None,
+    workers: int | None,
+    threads_per_worker: int | None,
+    memory_per_worker: str | None,
+    assignments: Iterable[str],
+) -> list[str]:
+    """The resource flags of a ``daskdeploy run`` command line, as given."""
+    given = {
+        "--backend": backend,
+        "--profile": profile,
+        "--workers": workers,
+        "--threads-per-worker": threads_per_worker,
+        "--memory-per-worker": memory_per_worker,
+    }
+    flags = [f"{flag}={value}" for flag, value in given.items() if value is not None]
+    return flags + [f"--option={assignment}" for assignment in assignments]
+
+
+def _command_text(launch: Any) -> str:
+    settings = [f"{name}={shlex.quote(value)}" for name, value in launch.environment.items()]
+    return (
+        shlex.join(launch.args)
+        if not settings
+        else " ".join(settings) + " " + shlex.join(launch.args)
+    )
+
+
+def _launch(launch: Any, quiet: bool) -> int:
+    """Run the launcher in the foreground; its exit status is the run's."""
+    from .launcher import run_launcher
+
+    for note in launch.notes:
+        click.echo(note, err=True)
+    if not quiet:
+        click.echo(f"daskdeploy: launching {_command_text(launch)}", err=True)
+    try:
+        return run_launcher(launch)
+    except OSError as exc:
+        raise click.ClickException(f"Could not start {launch.args[0]}: {exc}") from None
 
 
 def _echo_check(deployment_plan: Any) -> None:

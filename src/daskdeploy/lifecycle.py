@@ -12,6 +12,9 @@ Every live deployment is registered here until it is torn down. While any is liv
 
 The *ambient* deployment is the one ``daskdeploy run`` started: ``deploy()`` calls in the
 script it runs connect to it instead of starting another.
+
+:func:`exit_status_hint` tells a teardown with what status the program is about to end,
+for backends whose other processes should end with the same status (MPI ranks).
 """
 
 from __future__ import annotations
@@ -21,13 +24,22 @@ import contextlib
 import logging
 import os
 import signal
+import sys
 import threading
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .deployment import Deployment
 
-__all__ = ["ambient", "live", "register", "set_ambient", "unregister"]
+__all__ = [
+    "ambient",
+    "exit_status_hint",
+    "live",
+    "register",
+    "set_ambient",
+    "set_exit_status",
+    "unregister",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +49,8 @@ _ambient: Deployment | None = None
 _saved_handlers: dict[int, Any] = {}
 _atexit_registered = False
 _signalled = False
+_signal_number: int | None = None
+_exit_status: int | None = None
 _HANDLED_SIGNALS = tuple(
     getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name)
 )
@@ -103,6 +117,37 @@ def ambient() -> Deployment | None:
         return _ambient
 
 
+def set_exit_status(status: int | None) -> None:
+    """Record the status the program will exit with (``daskdeploy run`` knows its script's)."""
+    global _exit_status
+    _exit_status = status
+
+
+def exit_status_hint() -> int:
+    """The exit status the program is heading for, as well as it can be known now.
+
+    In order: a status recorded with :func:`set_exit_status`; the exception being handled
+    or the one that ended the program (130 for Ctrl-C, the code of ``SystemExit``, else 1);
+    128 + the number of a handled SIGTERM/SIGHUP; else 0. Inside a ``with deploy()``
+    block left by an exception, and at interpreter exit after an uncaught one, the
+    exception is visible here.
+    """
+    if _exit_status is not None:
+        return _exit_status
+    exc = sys.exc_info()[1] or getattr(sys, "last_exc", None) or getattr(sys, "last_value", None)
+    if isinstance(exc, KeyboardInterrupt):
+        return 130
+    if isinstance(exc, SystemExit):
+        from .runner import exit_status
+
+        return exit_status(exc.code) if not isinstance(exc.code, str) else 1
+    if exc is not None:
+        return 1
+    if _signal_number is not None:
+        return 128 + _signal_number
+    return 0
+
+
 def _teardown_all() -> None:
     for deployment in reversed(live()):
         with contextlib.suppress(Exception):
@@ -110,13 +155,14 @@ def _teardown_all() -> None:
 
 
 def _on_signal(signum: int, frame: Any) -> None:
-    global _signalled
+    global _signalled, _signal_number
     if _signalled:
         # Second signal while shutting down: stop waiting and die the default way.
         signal.signal(signum, signal.SIG_DFL)
         os.kill(os.getpid(), signum)
         return
     _signalled = True
+    _signal_number = signum
     logger.info("Received signal %d: tearing down deployments and exiting.", signum)
     raise SystemExit(128 + signum)
 

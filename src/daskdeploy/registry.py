@@ -32,6 +32,8 @@ ENTRY_POINT_GROUP = "daskdeploy.backends"
 BUILTIN_BACKENDS: dict[str, str] = {
     "local": "daskdeploy.backends.local:LocalBackend",
     "slurm": "daskdeploy.backends.slurm:SlurmBackend",
+    # Before allocation: `srun --mpi=pmi2` and `mpiexec` inside a job are MPI runs.
+    "mpi": "daskdeploy.backends.mpi:MPIBackend",
     "allocation": "daskdeploy.backends.allocation:AllocationBackend",
     "ssh": "daskdeploy.backends.ssh:SSHBackend",
 }

@@ -30,7 +30,14 @@ if TYPE_CHECKING:
     from distributed import Security
     from distributed.deploy import Cluster
 
-__all__ = ["Availability", "Backend", "Running", "StartContext", "dashboard_link"]
+__all__ = [
+    "Availability",
+    "Backend",
+    "LaunchCommand",
+    "Running",
+    "StartContext",
+    "dashboard_link",
+]
 
 
 @dataclass(frozen=True)
@@ -116,6 +123,26 @@ class Running:
     threads_per_worker: int | None = None
 
 
+@dataclass(frozen=True)
+class LaunchCommand:
+    """How to start a program as many processes under a launcher (e.g. ``mpiexec -n 6``).
+
+    Attributes
+    ----------
+    args
+        The full command line: the launcher, its arguments, then the program.
+    environment
+        Variables to add to the launcher's environment.
+    notes
+        Sentences worth telling the user before launching (e.g. a different ``mpiexec``
+        on ``PATH``).
+    """
+
+    args: list[str]
+    environment: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
 class Backend(abc.ABC):
     """Base class of daskdeploy backends.
 
@@ -170,6 +197,16 @@ class Backend(abc.ABC):
 
         Returns its answer as text, or ``None`` when the backend has nothing to ask.
         Raises :class:`~daskdeploy.DeploymentError` naming what would be rejected.
+        """
+        return None
+
+    def launch_command(self, options: ResolvedOptions, program: list[str]) -> LaunchCommand | None:
+        """Return how to launch ``program`` as this backend's processes, if it must be.
+
+        In-place runners whose processes are started by a launcher (``mpiexec``) return
+        the command that starts ``program`` (a ``daskdeploy run`` command line) under it
+        when this process was not started that way; ``daskdeploy run`` then runs that
+        command instead of deploying here. ``None`` (the default): deploy here.
         """
         return None
 
