@@ -21,6 +21,8 @@ SYSTEM_PROGRAMS = {
     "sshd": "openssh-server",
     "ssh": "openssh-client",
     "ip": "iproute2",
+    # MPICH comes from PyPI (the mpi extra); Debian's Open MPI is tested as the second MPI.
+    "mpirun.openmpi": "openmpi-bin",
 }
 
 

@@ -1,0 +1,346 @@
+"""The mpi backend under real launchers: MPICH's mpiexec (pip), Open MPI's mpirun (apt), SLURM.
+
+Every run goes through a real launcher and real ranks; the tests time how long each way
+of ending takes until no process of the run is left, and print the figures (``-s``).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import EXAMPLES, example_argv, expected_output, require, wait_until_gone
+from conftest import run_batch_job as sbatch
+from daskdeploy.mpienv import MPICH, find_mpiexec, launcher_family, open_mpi_root_environment
+
+PYTHON = sys.executable
+OPEN_MPI_LAUNCHER = "mpirun.openmpi"
+EXIT_BOUND = 15.0  # seconds from a signal or failure until no rank is left
+
+
+def _mpich_reason() -> str | None:
+    try:
+        import mpi4py  # noqa: F401
+    except ImportError:
+        return "mpi4py is not installed (pip install 'daskdeploy[mpi]')"
+    mpiexec = find_mpiexec()
+    if mpiexec is None:
+        return "no mpiexec next to this Python or on PATH (pip install mpich)"
+    if launcher_family(mpiexec) != MPICH:
+        return f"{mpiexec} is not MPICH's"
+    return None
+
+
+@pytest.fixture(scope="session")
+def mpiexec() -> str:
+    """MPICH's mpiexec installed next to this Python by the mpich wheel."""
+    require(_mpich_reason(), "MPICH (pip install mpich mpi4py)")
+    return find_mpiexec()
+
+
+@pytest.fixture(scope="session")
+def open_mpi() -> str:
+    """Debian's Open MPI launcher (apt-get install openmpi-bin)."""
+    require(
+        None if shutil.which(OPEN_MPI_LAUNCHER) else f"{OPEN_MPI_LAUNCHER} is not on PATH",
+        "Open MPI (apt-get install openmpi-bin)",
+    )
+    return shutil.which(OPEN_MPI_LAUNCHER)
+
+
+def _script_command(mpiexec: str, ranks: int, script: Path, *args: str) -> list[str]:
+    return [mpiexec, "-n", str(ranks), PYTHON, str(script), *args]
+
+
+def _end_to_end(sandbox, command: list[str], timeout: float = 120, **env: str):
+    started = time.monotonic()
+    result = subprocess.run(
+        command,
+        env={**sandbox.env, **env},
+        cwd=sandbox.root,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    return result, time.monotonic() - started
+
+
+# ------------------------------------------------------------------------- workloads
+
+
+@pytest.mark.parametrize(
+    ("name", "ranks"),
+    [("pi", 3), ("pi", 4), ("pi", 6), ("calc_mean", 4), ("wiki_bag", 4), ("airline", 4)],
+)
+def test_examples_run_unchanged_under_mpiexec(
+    mpiexec, sandbox, example_client, wiki_dir, airline_dir, name, ranks
+):
+    argv = example_argv(name, wiki_dir, airline_dir)
+    result, elapsed = _end_to_end(
+        sandbox, _script_command(mpiexec, ranks, EXAMPLES / f"{name}.py", *argv)
+    )
+    output = result.stdout + result.stderr
+    print(f"\n{name} on {ranks} ranks: {elapsed:.2f} s wall, exit {result.returncode}")
+    assert result.returncode == 0, output
+    assert expected_output(name, argv, example_client) in output, output
+    workers = ranks - 2
+    assert f"on mpi: {workers} worker{'s' if workers > 1 else ''} x 1 thread" in output, output
+    assert output.count("daskdeploy: dd-") == 1, output  # one summary: the script's rank
+    assert "CommClosedError" not in output and "Traceback" not in output, output
+    sandbox.assert_clean()
+
+
+def test_daskdeploy_run_starts_mpiexec_with_workers_plus_two_ranks(mpiexec, sandbox):
+    command = sandbox.command(
+        "run", "--backend", "mpi", "-n", "2", str(EXAMPLES / "pi.py"), "--samples", "200000"
+    )
+    result, elapsed = _end_to_end(sandbox, command)
+    print(f"\ndaskdeploy run --backend mpi -n 2 pi.py: {elapsed:.2f} s wall")
+    assert result.returncode == 0, result.stderr
+    assert f"launching {mpiexec} -n 4 " in result.stderr, result.stderr
+    assert "on mpi: 2 workers x 1 thread" in result.stderr, result.stderr
+    assert "pi ~ 3.1" in result.stdout, result.stdout
+    sandbox.assert_clean()
+
+
+def test_dry_run_shows_the_launch_and_starts_nothing(mpiexec, sandbox):
+    command = sandbox.command("run", "--backend", "mpi", "-n", "3", "--dry-run", "x.py")
+    (sandbox.root / "x.py").write_text("raise SystemExit('must not run')\n")
+    result, _ = _end_to_end(sandbox, command, timeout=30)
+    assert result.returncode == 0, result.stderr
+    assert f"Would launch: {mpiexec} -n 5 {PYTHON} -m daskdeploy run" in result.stdout
+    assert "rank 0 scheduler, rank 1 your script, ranks 2-4 workers" in result.stdout
+    assert "Dry run: nothing was started." in result.stdout
+    sandbox.assert_clean()
+
+
+@pytest.mark.parametrize("ranks", [2, 1])
+def test_small_worlds_still_compute(mpiexec, sandbox, ranks):
+    script = sandbox.script(
+        "small.py",
+        "import daskdeploy\n"
+        "with daskdeploy.deploy('mpi') as client:\n"
+        "    print('total', client.submit(sum, range(10)).result())\n"
+        "    print('workers', len(client.scheduler_info()['workers']))\n",
+    )
+    result, _ = _end_to_end(sandbox, _script_command(mpiexec, ranks, script))
+    assert result.returncode == 0, result.stderr
+    assert "total 45" in result.stdout and "workers 1" in result.stdout, result.stdout
+    sandbox.assert_clean()
+
+
+# ---------------------------------------------------------------------------- endings
+
+_ENDINGS = """\
+import sys, time
+import daskdeploy
+
+def busy(seconds):
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:  # pure Python: holds the GIL, ignores cancellation
+        pass
+    return seconds
+
+with daskdeploy.deploy() as client:
+    print('workers', len(client.scheduler_info()['workers']), flush=True)
+    how = sys.argv[1]
+    if how == 'raise':
+        raise RuntimeError('failure in the user code')
+    if how == 'exit':
+        sys.exit(3)
+    if how == 'busy':
+        print('computing', flush=True)
+        client.gather(client.map(busy, [120, 121]))
+print('script finished', flush=True)
+"""
+
+
+@pytest.mark.parametrize(("how", "status"), [("normal", 0), ("raise", 1), ("exit", 3)])
+def test_the_launcher_exits_with_the_scripts_status(mpiexec, sandbox, how, status):
+    script = sandbox.script("endings.py", _ENDINGS)
+    result, elapsed = _end_to_end(sandbox, _script_command(mpiexec, 4, script, how))
+    print(f"\n{how}: exit {result.returncode} after {elapsed:.2f} s (4 ranks, start to end)")
+    assert result.returncode == status, result.stdout + result.stderr
+    assert "workers 2" in result.stdout, result.stdout
+    if how == "raise":
+        assert result.stderr.count("RuntimeError: failure in the user code") == 1, result.stderr
+    for noise in ("CommClosedError", "StreamClosedError", "BAD TERMINATION"):
+        assert noise not in result.stderr, result.stderr
+    sandbox.assert_clean()
+
+
+def _wait_for_line(process: subprocess.Popen, text: str, timeout: float = 60) -> str:
+    seen = ""
+    deadline = time.monotonic() + timeout
+    while text not in seen:
+        line = process.stdout.readline()
+        if (not line and process.poll() is not None) or time.monotonic() > deadline:
+            raise AssertionError(f"never saw {text!r}; output so far: {seen}")
+        seen += line
+    return seen
+
+
+@pytest.mark.parametrize(
+    ("launcher", "signum"),
+    [
+        ("mpiexec", signal.SIGINT),
+        ("mpiexec", signal.SIGTERM),
+        ("daskdeploy-run", signal.SIGINT),
+        ("daskdeploy-run", signal.SIGTERM),
+    ],
+)
+def test_a_signal_ends_every_rank_quickly_even_mid_task(mpiexec, sandbox, launcher, signum):
+    script = sandbox.script("endings.py", _ENDINGS)
+    if launcher == "mpiexec":
+        command = _script_command(mpiexec, 4, script, "busy")
+    else:
+        command = sandbox.command("run", "--backend", "mpi", "-n", "2", str(script), "busy")
+    process = sandbox.popen(command)
+    try:
+        _wait_for_line(process, "computing")
+        time.sleep(1.0)  # both workers inside their two-minute task
+        process.send_signal(signum)
+        signalled = time.monotonic()
+        process.wait(timeout=EXIT_BOUND)
+        left = wait_until_gone(sandbox.marker, timeout=EXIT_BOUND)
+        gone_after = time.monotonic() - signalled
+    finally:
+        if process.poll() is None:
+            process.kill()
+    stderr = process.stderr.read()
+    print(f"\n{launcher} {signum.name}: every rank gone {gone_after:.2f} s after the signal")
+    assert not left, [p.cmdline() for p in left]
+    assert process.returncode != 0
+    assert "CommClosedError" not in stderr, stderr
+    sandbox.assert_clean()
+
+
+@pytest.mark.parametrize("how", ["exits-before-mpi", "starts-mpi-but-not-dask"])
+def test_a_rank_that_never_calls_deploy_is_explained_and_nothing_hangs(mpiexec, sandbox, how):
+    """MPI_Init waits for every rank in C code: a watchdog ends the wait after `timeout`."""
+    other_code = "sys.exit(0)" if how == "exits-before-mpi" else "from mpi4py import MPI"
+    script = sandbox.script(
+        "missing_rank.py",
+        "import os, sys\n"
+        "import daskdeploy\n"
+        "if os.environ.get('PMI_RANK') == '3':\n"
+        f"    {other_code}\n"
+        "    sys.exit(0)  # this rank runs other code and never deploys\n"
+        "with daskdeploy.deploy('mpi', timeout=3) as client:\n"
+        "    print('unreachable')\n",
+    )
+    result, elapsed = _end_to_end(sandbox, _script_command(mpiexec, 4, script), timeout=60)
+    print(f"\nrank 3 {how}: exit {result.returncode} after {elapsed:.2f} s (timeout 3 s)")
+    assert result.returncode != 0
+    if how == "exits-before-mpi":
+        assert "MPI start-up waited 3 s for the other ranks" in result.stderr, result.stderr
+    else:
+        assert "ranks [3] did not call deploy() within 3 s" in result.stderr, result.stderr
+    assert "unreachable" not in result.stdout
+    assert elapsed < 3 + 10 + EXIT_BOUND, elapsed
+    sandbox.assert_clean()
+
+
+# ------------------------------------------------------------------------ bad worlds
+
+
+def test_mismatched_mpi_gives_one_clear_error(mpiexec, open_mpi, sandbox):
+    """mpi4py on Open MPI's library under MPICH's mpiexec: N worlds of 1."""
+    script = sandbox.script("mismatch.py", "import daskdeploy\ndaskdeploy.deploy()\n")
+    result, elapsed = _end_to_end(
+        sandbox, _script_command(mpiexec, 3, script), MPI4PY_LIBMPI="libmpi.so.40"
+    )
+    print(f"\nworld-of-1 mismatch reported after {elapsed:.2f} s")
+    assert result.returncode == 1, result.stderr
+    message = "started 3 ranks, but mpi4py joined an MPI world of 1 with Open MPI"
+    assert result.stderr.count(message) == 1, result.stderr
+    assert "suspicious MPI execution environment" not in result.stderr
+    assert elapsed < 15
+    sandbox.assert_clean()
+
+
+def test_workers_that_contradict_the_world_are_refused(mpiexec, sandbox):
+    command = [
+        mpiexec, "-n", "4", PYTHON, "-m", "daskdeploy", "run", "--backend", "mpi", "-n", "5",
+        str(EXAMPLES / "pi.py"),
+    ]  # fmt: skip
+    result, _ = _end_to_end(sandbox, command, timeout=60)
+    assert result.returncode == 2, result.stderr
+    assert "started 4 ranks, which make 2 worker(s)" in result.stderr, result.stderr
+    assert "Launch with -n 7, or drop workers" in result.stderr
+    sandbox.assert_clean()
+
+
+def test_outside_a_launcher_the_error_says_how_to_launch(sandbox):
+    script = sandbox.script("plain.py", "import daskdeploy\ndaskdeploy.deploy('mpi')\n")
+    result, elapsed = _end_to_end(sandbox, [PYTHON, str(script)], timeout=60)
+    assert result.returncode == 1
+    assert "BackendUnavailableError" in result.stderr
+    assert "not started by an MPI launcher" in result.stderr
+    assert "daskdeploy run --backend mpi -n 2 script.py" in result.stderr
+    assert elapsed < 15
+    sandbox.assert_clean()
+
+
+# --------------------------------------------------------------------------- Open MPI
+
+
+@pytest.mark.parametrize(("how", "status"), [("normal", 0), ("raise", 1)])
+def test_open_mpi_runs_the_same_script(open_mpi, sandbox, how, status):
+    script = sandbox.script("endings.py", _ENDINGS)
+    env = open_mpi_root_environment(4)
+    result, elapsed = _end_to_end(sandbox, [open_mpi, "-n", "4", PYTHON, str(script), how], **env)
+    print(f"\nOpen MPI {how}: exit {result.returncode} after {elapsed:.2f} s")
+    assert result.returncode == status, result.stdout + result.stderr
+    assert "workers 2" in result.stdout, result.stdout
+    sandbox.assert_clean()
+
+
+def test_daskdeploy_run_can_launch_open_mpi(open_mpi, sandbox):
+    command = sandbox.command(
+        "run", "--backend", "mpi", "-n", "2", "--option", f"launcher={open_mpi}",
+        str(EXAMPLES / "pi.py"), "--samples", "200000",
+    )  # fmt: skip
+    env = {k: v for k, v in sandbox.env.items() if not k.startswith("OMPI_")}
+    result = subprocess.run(
+        command, env=env, cwd=sandbox.root, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    assert "OMPI_ALLOW_RUN_AS_ROOT=1" in result.stderr or os.geteuid() != 0, result.stderr
+    assert "pi ~ 3.1" in result.stdout, result.stdout
+    sandbox.assert_clean()
+
+
+# ------------------------------------------------------------------------------ SLURM
+
+
+@pytest.mark.parametrize("how", ["mpiexec", "daskdeploy-run", "srun-pmi2"])
+def test_mpi_inside_a_slurm_job(mpiexec, slurm, sandbox, how):
+    pi = f"{EXAMPLES / 'pi.py'} --samples 400000"
+    nodes = ["-N", "3", "-n", "5"]
+    if how == "mpiexec":
+        command = f"{mpiexec} -n 5 {PYTHON} {pi}"
+    elif how == "daskdeploy-run":
+        command = f"{PYTHON} -m daskdeploy run --backend mpi -n 3 {pi}"
+    else:
+        # srun's PMI-2 with several slurmd on one machine breaks MPICH's start-up across
+        # nodes (an artefact of the test cluster), so this one stays on one node.
+        nodes = ["-N", "1", "-n", "3"]
+        command = f"srun --mpi=pmi2 {PYTHON} {pi}"
+    status, log = sbatch(sandbox, slurm, command, *nodes, "--mem-per-cpu=500")
+    assert status == 0, log
+    assert "pi ~ 3.1" in log, log
+    workers = 3 if nodes[1] == "3" else 1
+    assert f"on mpi: {workers} worker" in log, log
+    # each worker's memory limit is the job's --mem-per-cpu
+    assert f"memory={'1.46 GiB' if workers == 3 else '500.00 MiB'}>" in log, log
+    assert slurm.wait_for_no_jobs(timeout=30)
+    sandbox.assert_clean()
