@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import EXAMPLES, example_argv, expected_output, require, wait_until_gone
+from conftest import EXAMPLES, REPO, example_argv, expected_output, require, wait_until_gone
 from conftest import run_batch_job as sbatch
 from daskdeploy.mpienv import MPICH, find_mpiexec, launcher_family, open_mpi_root_environment
 
@@ -342,5 +342,24 @@ def test_mpi_inside_a_slurm_job(mpiexec, slurm, sandbox, how):
     assert f"on mpi: {workers} worker" in log, log
     # each worker's memory limit is the job's --mem-per-cpu
     assert f"memory={'1.46 GiB' if workers == 3 else '500.00 MiB'}>" in log, log
+    assert slurm.wait_for_no_jobs(timeout=30)
+    sandbox.assert_clean()
+
+
+def test_the_mpi_sbatch_template_runs_the_main_job(mpiexec, slurm, sandbox):
+    """examples/sbatch/mpi.sbatch, submitted as users submit it, runs pi on 4 workers."""
+    path = f"{Path(PYTHON).parent}{os.pathsep}{os.environ['PATH']}"  # its python and mpiexec
+    status, log = sbatch(
+        sandbox,
+        slurm,
+        None,
+        script=REPO / "examples" / "sbatch" / "mpi.sbatch",
+        cwd=REPO,
+        env={**sandbox.env, "PATH": path},
+    )
+    assert status == 0, log
+    assert log.count("pi ~ 3.14") == 1, log
+    assert "on mpi: 4 workers" in log, log
+    assert "MPI job done at" in log, log
     assert slurm.wait_for_no_jobs(timeout=30)
     sandbox.assert_clean()
