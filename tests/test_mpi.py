@@ -122,6 +122,19 @@ def test_dry_run_shows_the_launch_and_starts_nothing(mpiexec, sandbox):
     sandbox.assert_clean()
 
 
+def test_a_different_mpi_first_on_path_is_pointed_out(mpiexec, open_mpi, sandbox):
+    """Debian's Open MPI mpiexec ahead of the venv's MPICH one: say which one is used."""
+    (sandbox.root / "x.py").write_text("")
+    on_path = Path(shutil.which("mpiexec", path="/usr/bin") or "/usr/bin/mpiexec")
+    family = launcher_family(str(on_path))
+    require(None if family == "Open MPI" else f"{on_path} is {family}", "Open MPI's mpiexec")
+    command = sandbox.command("run", "--backend", "mpi", "-n", "1", "--dry-run", "x.py")
+    result, _ = _end_to_end(sandbox, command, timeout=30, PATH=f"/usr/bin:{os.environ['PATH']}")
+    assert result.returncode == 0, result.stderr
+    assert f"note: the mpiexec on your PATH ({on_path}) is Open MPI" in result.stdout
+    assert f"daskdeploy starts {mpiexec}" in result.stdout, result.stdout
+
+
 @pytest.mark.parametrize("ranks", [2, 1])
 def test_small_worlds_still_compute(mpiexec, sandbox, ranks):
     script = sandbox.script(
@@ -188,6 +201,26 @@ def _wait_for_line(process: subprocess.Popen, text: str, timeout: float = 60) ->
     return seen
 
 
+def _interrupt_mid_task(sandbox, command: list[str], signum: int) -> tuple[float, str]:
+    """Start ``command``, signal it while workers are busy; return (seconds until no
+    process of the run is left, stderr)."""
+    process = sandbox.popen(command)
+    try:
+        _wait_for_line(process, "computing")
+        time.sleep(1.0)  # both workers inside their two-minute task
+        process.send_signal(signum)
+        signalled = time.monotonic()
+        process.wait(timeout=EXIT_BOUND)
+        left = wait_until_gone(sandbox.marker, timeout=EXIT_BOUND)
+        gone_after = time.monotonic() - signalled
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert not left, [p.cmdline() for p in left]
+    assert process.returncode != 0
+    return gone_after, process.stderr.read()
+
+
 @pytest.mark.parametrize(
     ("launcher", "signum"),
     [
@@ -203,22 +236,8 @@ def test_a_signal_ends_every_rank_quickly_even_mid_task(mpiexec, sandbox, launch
         command = _script_command(mpiexec, 4, script, "busy")
     else:
         command = sandbox.command("run", "--backend", "mpi", "-n", "2", str(script), "busy")
-    process = sandbox.popen(command)
-    try:
-        _wait_for_line(process, "computing")
-        time.sleep(1.0)  # both workers inside their two-minute task
-        process.send_signal(signum)
-        signalled = time.monotonic()
-        process.wait(timeout=EXIT_BOUND)
-        left = wait_until_gone(sandbox.marker, timeout=EXIT_BOUND)
-        gone_after = time.monotonic() - signalled
-    finally:
-        if process.poll() is None:
-            process.kill()
-    stderr = process.stderr.read()
+    gone_after, stderr = _interrupt_mid_task(sandbox, command, signum)
     print(f"\n{launcher} {signum.name}: every rank gone {gone_after:.2f} s after the signal")
-    assert not left, [p.cmdline() for p in left]
-    assert process.returncode != 0
     assert "CommClosedError" not in stderr, stderr
     sandbox.assert_clean()
 
@@ -301,6 +320,17 @@ def test_open_mpi_runs_the_same_script(open_mpi, sandbox, how, status):
     print(f"\nOpen MPI {how}: exit {result.returncode} after {elapsed:.2f} s")
     assert result.returncode == status, result.stdout + result.stderr
     assert "workers 2" in result.stdout, result.stdout
+    sandbox.assert_clean()
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_to_open_mpi_ends_every_rank(open_mpi, sandbox, signum):
+    script = sandbox.script("endings.py", _ENDINGS)
+    sandbox.env.update(open_mpi_root_environment(4))
+    command = [open_mpi, "-n", "4", PYTHON, str(script), "busy"]
+    gone_after, stderr = _interrupt_mid_task(sandbox, command, signum)
+    print(f"\nOpen MPI {signum.name}: every rank gone {gone_after:.2f} s after the signal")
+    assert "CommClosedError" not in stderr, stderr
     sandbox.assert_clean()
 
 

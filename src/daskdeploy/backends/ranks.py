@@ -281,12 +281,7 @@ def scheduler_here(
 
 
 def single_process(
-    options: ResolvedOptions,
-    context: StartContext,
-    threads: int,
-    memory: Any,
-    *,
-    stop: list[Callable[[], Any]] | None = None,
+    options: ResolvedOptions, context: StartContext, threads: int, memory: Any
 ) -> Running:
     """A world of one: scheduler and script here, one worker in a child process."""
     from distributed import LocalCluster
@@ -309,5 +304,4 @@ def single_process(
         expected_workers=1,
         threads_per_worker=threads,
         dashboard_link=dashboard_link(cluster) if options["dashboard"] else None,
-        stop=list(stop or []),
     )
