@@ -110,8 +110,10 @@ def test_user_mistakes_get_one_clear_message_and_exit_2(sandbox, args, fragment)
 def test_malformed_config_yaml_is_reported(sandbox, isolated_config):
     (isolated_config / "broken.yaml").write_text("daskdeploy:\n  local: [1, 2\n")
     result = sandbox.run(sandbox.command("backends"), timeout=30)
-    assert result.returncode != 0
-    assert "broken.yaml" in result.stderr
+    assert result.returncode == 2, result.stderr
+    assert "broken.yaml' is malformed" in result.stderr
+    assert "Fix or remove that file" in result.stderr
+    assert "Traceback" not in result.stderr, result.stderr
 
 
 def test_backends_lists_local_as_available(sandbox):

@@ -77,7 +77,14 @@ if TYPE_CHECKING:
 def _prepare_config() -> None:
     from .config import register_distributed_defaults
 
-    register_distributed_defaults()
+    try:
+        register_distributed_defaults()
+    except ValueError as exc:
+        # dask refuses a malformed config YAML when dask.config is first imported. Let the
+        # import of daskdeploy succeed: the command line reports the file cleanly, and
+        # deploy() meets the same error from dask with the file's name.
+        if "malformed" not in str(exc):
+            raise
 
 
 _prepare_config()

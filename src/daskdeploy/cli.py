@@ -25,6 +25,26 @@ _INT = re.compile(r"^[+-]?\d+$")
 _FLOAT = re.compile(r"^[+-]?(\d+\.\d*|\.\d+|\d+(\.\d*)?[eE][+-]?\d+)$")
 
 
+def _script_not_an_option(ctx: click.Context, param: click.Parameter, value: Path) -> Path:
+    """Catch a misspelt flag before SCRIPT, which would otherwise be taken for the script.
+
+    ``run`` and ``sbatch`` pass unknown options after SCRIPT on to the script, so click
+    accepts ``--wokers`` in SCRIPT's place; say it is no option, and suggest the right one.
+    """
+    text = str(value)
+    if text.startswith("-"):
+        known = [name for option in ctx.command.params for name in option.opts]
+        raise click.NoSuchOption(text.split("=", 1)[0], possibilities=known, ctx=ctx)
+    if not value.exists():
+        raise click.BadParameter(f"File {text!r} does not exist.", ctx=ctx, param=param)
+    if value.is_dir():
+        raise click.BadParameter(f"{text!r} is a directory, not a script.", ctx=ctx, param=param)
+    return value
+
+
+_SCRIPT = click.Path(path_type=Path)
+
+
 class UserError(click.ClickException):
     """A mistake in the command line or configuration: one message, exit status 2."""
 
@@ -165,7 +185,7 @@ def cli() -> None:
 )
 @click.option("--no-check", is_flag=True, help="With --dry-run: do not ask the resource manager.")
 @click.option("--quiet", "-q", is_flag=True, help="Do not print the deployment summary.")
-@click.argument("script", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("script", type=_SCRIPT, callback=_script_not_an_option)
 @click.argument("script_args", nargs=-1, type=click.UNPROCESSED)
 def run(
     backend: str | None,
@@ -391,7 +411,7 @@ def _echo_check(deployment_plan: Any) -> None:
     metavar="PATH",
     help="Write the script to PATH instead of printing it (with --submit: submit PATH).",
 )
-@click.argument("script", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("script", type=_SCRIPT, callback=_script_not_an_option)
 @click.argument("script_args", nargs=-1, type=click.UNPROCESSED)
 def sbatch(
     nodes: int | None,
