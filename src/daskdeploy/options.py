@@ -18,6 +18,7 @@ from .errors import OptionError, closest_match_hint
 
 __all__ = [
     "COMMON_OPTIONS",
+    "DEATH_TIMEOUT",
     "Option",
     "ResolvedOptions",
     "adapt_range",
@@ -342,3 +343,11 @@ def resolve_options(
                 f"{exc}. {option.help}"
             ) from None
     return ResolvedOptions(checked, {name: sources.get(name, "default") for name in checked})
+
+
+#: The ``death_timeout`` option of every backend whose workers can lose their scheduler.
+DEATH_TIMEOUT = Option(
+    "death_timeout",
+    duration_seconds,
+    "Seconds a worker waits for a lost scheduler before exiting.",
+)

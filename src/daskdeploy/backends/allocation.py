@@ -27,10 +27,10 @@ from ..errors import OptionError
 from ..jobscripts import WORKER_DIR_VARIABLE, lifetime_args, worker_scratch_lines
 from ..network import address_facing
 from ..options import (
+    DEATH_TIMEOUT,
     Option,
     ResolvedOptions,
     boolean,
-    duration_seconds,
     text,
     text_list,
     worker_lifetime_setting,
@@ -57,11 +57,7 @@ class AllocationBackend(Backend):
             worker_lifetime_setting,
             "When workers retire: 'auto' (before the job's time limit), 'off', or a duration.",
         ),
-        Option(
-            "death_timeout",
-            duration_seconds,
-            "Seconds a worker waits for a lost scheduler before exiting.",
-        ),
+        DEATH_TIMEOUT,
         Option("srun_extra_args", text_list, "More srun arguments, e.g. ['--gpus-per-task=1']."),
         Option("worker_extra_args", text_list, "More arguments for `dask worker`."),
         Option(

@@ -38,7 +38,7 @@ from .. import lifecycle, mpienv, scratch
 from ..errors import BackendUnavailableError, DeploymentError, OptionError
 from ..mpiworld import TAG_ADDRESS, TAG_FAILED, TAG_HELLO, TAG_STATUS
 from ..network import LOOPBACK, address_facing, is_loopback
-from ..options import Option, ResolvedOptions, duration_seconds, text, text_list
+from ..options import DEATH_TIMEOUT, Option, ResolvedOptions, text, text_list
 from ..slurmenv import Allocation, in_allocation
 from .base import Availability, Backend, LaunchCommand, Running, StartContext
 from .ranks import Roles, quiet_serving_logs, scheduler_here, serve_scheduler, serve_worker
@@ -86,11 +86,7 @@ class MPIBackend(Backend):
             "Address the scheduler listens on (null: chosen as for interface).",
             nullable=True,
         ),
-        Option(
-            "death_timeout",
-            duration_seconds,
-            "Seconds a worker waits for a lost scheduler before exiting.",
-        ),
+        DEATH_TIMEOUT,
     )
 
     def available(self) -> Availability:

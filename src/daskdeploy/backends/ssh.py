@@ -24,7 +24,15 @@ from typing import Any, ClassVar
 
 from ..errors import OptionError
 from ..network import is_loopback
-from ..options import Option, ResolvedOptions, duration_seconds, text, text_list, whole_number
+from ..options import (
+    DEATH_TIMEOUT,
+    Option,
+    ResolvedOptions,
+    duration_seconds,
+    text,
+    text_list,
+    whole_number,
+)
 from ..scheduler_watch import preload_text
 from ..sshhosts import plan_hosts, preflight, read_hostfile, remove_remote_directories
 from .base import Availability, Backend, Running, StartContext
@@ -88,11 +96,7 @@ class SSHBackend(Backend):
             "address each host was given by).",
             nullable=True,
         ),
-        Option(
-            "death_timeout",
-            duration_seconds,
-            "Seconds a worker waits for a lost scheduler before exiting.",
-        ),
+        DEATH_TIMEOUT,
     )
 
     def available(self) -> Availability:
