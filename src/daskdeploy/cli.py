@@ -659,6 +659,9 @@ def profile_save(
         options = {**base_options, **options}
     if backend is None:
         raise UserError("profile save needs --backend NAME (or --profile to start from).")
+    from .api import plan_from
+
+    _api_call(plan_from, backend, None, options, "command line")  # errors name their source
     path = _api_call(save_profile, name, backend, **options)
     click.echo(f"Saved profile {name!r} ({backend}) in {path}.")
 

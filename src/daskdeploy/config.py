@@ -15,7 +15,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError
+from .errors import ConfigError, UnknownBackendError
 
 __all__ = [
     "BACKEND_ENV_VAR",
@@ -147,6 +147,12 @@ def requested_backend(explicit: str | None) -> tuple[str, str]:
     Highest first: the ``backend`` argument, the ``DASKDEPLOY_BACKEND`` environment
     variable, the dask config key ``daskdeploy.backend``, else ``"auto"``.
     """
+    if explicit is not None and (not isinstance(explicit, str) or not explicit.strip()):
+        raise UnknownBackendError(
+            f"The backend argument must be a backend or profile name such as 'local', "
+            f"got {explicit!r}. Leave it out to choose automatically; `daskdeploy "
+            f"backends` lists the names."
+        )
     if explicit:
         return explicit, "backend argument"
     from_env = os.environ.get(BACKEND_ENV_VAR, "").strip()

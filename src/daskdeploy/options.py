@@ -146,7 +146,7 @@ def duration_seconds(value: Any) -> float:
         seconds = parse_timedelta(value, default="seconds")
     except (ValueError, TypeError, KeyError):
         raise ValueError(
-            f"expected a duration such as 60, '90s' or '5 minutes', got {value!r}"
+            f"expected a positive duration such as 60, '90s' or '5 minutes', got {value!r}"
         ) from None
     if seconds is None or seconds <= 0:
         raise ValueError(f"expected a positive duration, got {value!r}")
@@ -210,9 +210,11 @@ def adapt_range(value: Any) -> tuple[int, int]:
         raise ValueError(f"{expected}, got {value!r}")
     try:
         minimum = whole_number(0)(pair[0])
-        maximum = whole_number(1)(pair[1])
+        maximum = whole_number(0)(pair[1])
     except ValueError:
         raise ValueError(f"{expected}, got {value!r}") from None
+    if maximum < 1:
+        raise ValueError(f"the maximum must be at least 1 worker, got {maximum}")
     if minimum > maximum:
         raise ValueError(f"the minimum ({minimum}) is above the maximum ({maximum})")
     return (minimum, maximum)

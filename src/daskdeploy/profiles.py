@@ -130,10 +130,12 @@ def delete_profile(name: str) -> Path:
     data = _read_file(path)
     saved = data.get("daskdeploy", {}).get("profiles", {})
     if name not in saved:
+        known = sorted(list_profiles())
         where = (
-            "it is not saved there"
-            if name not in list_profiles()
-            else ("it comes from another dask config file; remove it there")
+            f"it is not saved there.{closest_match_hint(name, known)} Saved profiles: "
+            f"{', '.join(known) or 'none'} (`daskdeploy profile list`)"
+            if name not in known
+            else "it comes from another dask config file; remove it there"
         )
         raise ConfigError(f"Cannot delete profile {name!r} from {path}: {where}.")
     del saved[name]

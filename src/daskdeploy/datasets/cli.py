@@ -53,6 +53,7 @@ def airline(dest: Path | None, copies: int, seed: int) -> None:
     default="50MB",
     show_default=True,
     help="Total uncompressed size, e.g. 50MB, 2GB or a number of bytes.",
+    callback=lambda ctx, param, value: _checked_size(value),
 )
 @click.option(
     "--files",
@@ -72,6 +73,21 @@ def wiki(dest: Path | None, size: str, files: int, seed: int, compress: bool) ->
     with _friendly_errors(dest):
         paths = prepare_wiki(dest, size=size, files=files, seed=seed, compress=compress)
     _report(dest, paths)
+
+
+def _checked_size(text: str) -> str:
+    """Refuse a size that is not one (exit status 2, like every bad command line)."""
+    from dask.utils import parse_bytes
+
+    try:
+        valid = parse_bytes(text) > 0
+    except (ValueError, TypeError):
+        valid = False
+    if not valid:
+        raise click.BadParameter(
+            f"expected a positive size such as 50MB, 2GB or 1000000 (bytes), got {text!r}."
+        )
+    return text
 
 
 @contextmanager
