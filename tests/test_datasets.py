@@ -193,8 +193,9 @@ def test_cli_airline_reports_lines(airline_dir):
 def test_cli_bad_size_says_what_to_do(tmp_path):
     result = CliRunner().invoke(data, ["wiki", str(tmp_path), "--size", "lots"])
 
-    assert result.exit_code == 1
-    assert "Could not interpret 'lots'" in result.output and "--help" in result.output
+    assert result.exit_code == 2  # a usage error, like every bad command line
+    assert "expected a positive size such as 50MB" in result.output
+    assert "got 'lots'" in result.output and "--help" in result.output
 
 
 def test_cli_import_is_light():
