@@ -129,6 +129,11 @@ def no_commands(scene: Scene) -> None:
     scene.env(PATH=str(scene.empty_dir))
 
 
+def in_slurm_job_without_commands(scene: Scene) -> None:
+    """A job's node list, but SLURM's commands are not on PATH (a missing module load)."""
+    scene.env(PATH=str(scene.empty_dir), SLURM_JOB_NODELIST="n[1-2]", SLURM_JOB_ID="4243")
+
+
 def bogus_backend_variable(scene: Scene) -> None:
     scene.env(DASKDEPLOY_BACKEND="slrum")
 
@@ -726,6 +731,14 @@ CASES = [
         ["hostfile"],
         "Not inside a SLURM job (SLURM_JOB_NODELIST is not set)",
         "Run this in an sbatch script or an salloc shell",
+    ),
+    cmd(
+        "cli-hostfile-without-scontrol",
+        ["hostfile"],
+        "the program 'scontrol' is not on PATH",
+        "add its directory to PATH",
+        exit_code=1,
+        setup=in_slurm_job_without_commands,
     ),
     cmd(
         "cli-sbatch-ntasks-zero",

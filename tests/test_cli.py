@@ -116,6 +116,17 @@ def test_malformed_config_yaml_is_reported(sandbox, isolated_config):
     assert "Traceback" not in result.stderr, result.stderr
 
 
+def test_a_section_that_is_not_a_mapping_is_refused_not_dropped(sandbox, isolated_config):
+    """dask's merge of the packaged defaults would silently replace ``local: 4``."""
+    (isolated_config / "typo.yaml").write_text("daskdeploy:\n  local: 4\n")
+    (sandbox.root / "x.py").write_text("")
+    result = sandbox.run(sandbox.command("run", "--dry-run", "x.py"), timeout=30)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "daskdeploy.local must be a mapping of option names to values, got int 4" in (
+        result.stderr
+    )
+
+
 def test_backends_lists_local_as_available(sandbox):
     result = sandbox.run(sandbox.command("backends", "--options"), timeout=30)
     assert result.returncode == 0, result.stderr

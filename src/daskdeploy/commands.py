@@ -117,7 +117,9 @@ def run_command(
         )
     except FileNotFoundError:
         raise CommandError(
-            f"{_sentence(doing)} failed: the program {args[0]!r} is not on PATH."
+            f"{_sentence(doing)} failed: the program {args[0]!r} is not on PATH. Install "
+            f"it, or add its directory to PATH (on a cluster often a `module load`); "
+            f"`command -v {args[0]}` checks."
         ) from None
     except subprocess.TimeoutExpired:
         raise CommandError(

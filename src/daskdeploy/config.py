@@ -68,11 +68,24 @@ def backend_defaults(backend: str) -> dict[str, Any]:
     return dict(packaged_defaults().get(backend, {}))
 
 
+#: User values that merging the packaged defaults replaced: a scalar or list where the
+#: defaults have a mapping (``daskdeploy: {local: 4}``). dask's merge drops such a value
+#: without a word; remembering it lets :func:`backend_section` and
+#: :func:`profile_section` refuse it as they refuse the same value set later.
+_replaced_by_defaults: dict[str, Any] = {}
+
+
 @cache
 def _register_defaults() -> None:
     import dask.config
 
-    dask.config.update_defaults({"daskdeploy": copy.deepcopy(packaged_defaults())})
+    defaults = packaged_defaults()
+    user = dask.config.config.get("daskdeploy")
+    if isinstance(user, dict):
+        for key, value in user.items():
+            if isinstance(defaults.get(key), dict) and not isinstance(value, (dict, type(None))):
+                _replaced_by_defaults[f"daskdeploy.{key}"] = value
+    dask.config.update_defaults({"daskdeploy": copy.deepcopy(defaults)})
 
 
 def ensure_defaults() -> None:
@@ -138,6 +151,8 @@ def _get(key: str, default: Any = None) -> Any:
     import dask.config
 
     ensure_defaults()
+    if key in _replaced_by_defaults:
+        return _replaced_by_defaults[key]
     return dask.config.get(key, default=default)
 
 

@@ -205,7 +205,8 @@ def _host_list(options: ResolvedOptions) -> list[str]:
         listed = list(hosts) if hosts is not None else read_hostfile(hostfile)
         plan_hosts(listed, 1)
     except ValueError as exc:
-        raise OptionError(f"Unusable host list for the ssh backend: {exc}.") from None
+        origin = "" if hosts is not None else f" in hostfile {hostfile}"
+        raise OptionError(f"Unusable host list{origin} for the ssh backend: {exc}.") from None
     if is_loopback(listed[0]) and not all(is_loopback(host) for host in listed):
         raise OptionError(
             f"The scheduler host {listed[0]!r} is this machine's loopback, which the remote "
