@@ -5,9 +5,19 @@ from __future__ import annotations
 import asyncio
 import time
 
+import dask.config
+import pytest
 from distributed import Client, Scheduler
 
 from daskdeploy.scheduler_watch import preload_text
+
+
+@pytest.fixture(autouse=True)
+def private_temporary_directory(tmp_path):
+    """distributed writes a text preload under dask-scratch-space in dask's temporary
+    directory; keep it out of the runner's $TMPDIR."""
+    with dask.config.set({"temporary-directory": str(tmp_path)}):
+        yield
 
 
 async def _start(timeout: float) -> Scheduler:
