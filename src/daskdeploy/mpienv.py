@@ -31,6 +31,7 @@ __all__ = [
     "launch_from_environ",
     "launcher_family",
     "open_mpi_root_environment",
+    "srun_tasks",
 ]
 
 #: Library families, by the ABI their launchers and libraries speak.
@@ -102,6 +103,18 @@ def launch_from_environ(environ: Mapping[str, str] | None = None) -> Launch | No
             _integer(env.get("PMIX_RANK")) or 0,
         )
     return None
+
+
+def srun_tasks(environ: Mapping[str, str] | None = None) -> int | None:
+    """Number of tasks of the ``srun`` step this process is a task of, else ``None``.
+
+    >>> srun_tasks({"SLURM_STEP_ID": "0", "SLURM_PROCID": "1", "SLURM_STEP_NUM_TASKS": "4"})
+    4
+    """
+    env = os.environ if environ is None else environ
+    if "SLURM_STEP_ID" not in env or "SLURM_PROCID" not in env:
+        return None
+    return _integer(env.get("SLURM_STEP_NUM_TASKS") or env.get("SLURM_NTASKS"))
 
 
 def find_mpiexec(launcher: str | None = None, python: str | None = None) -> str | None:

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import BackendUnavailableError, DeploymentError
-from .mpienv import MPICH, OPEN_MPI, Launch, find_mpiexec, launch_from_environ
+from .mpienv import MPICH, OPEN_MPI, Launch, find_mpiexec, launch_from_environ, srun_tasks
 
 __all__ = ["World", "join_world"]
 
@@ -245,7 +245,7 @@ def join_world(
             watchdog.kill()
             watchdog.wait()
     world = World(MPI.COMM_WORLD, launch)
-    expected = launch.size if launch is not None else _srun_tasks()
+    expected = launch.size if launch is not None else srun_tasks()
     if world.size == 1 and expected and expected > 1:
         if launch is not None and launch.rank != 0:
             # The launcher's rank 0 explains, once; its status is the run's (MPICH's mpiexec
@@ -298,16 +298,6 @@ def _start_watchdog(
         )
     except OSError as exc:  # no watchdog is better than no deployment
         logger.warning("Could not start the MPI start-up watchdog: %s", exc)
-        return None
-
-
-def _srun_tasks() -> int | None:
-    """Tasks of the current srun step (started without MPI), if in one."""
-    if "SLURM_STEP_ID" not in os.environ or "SLURM_PROCID" not in os.environ:
-        return None
-    try:
-        return int(os.environ.get("SLURM_STEP_NUM_TASKS") or os.environ.get("SLURM_NTASKS", ""))
-    except ValueError:
         return None
 
 
