@@ -41,7 +41,14 @@ from ..network import LOOPBACK, address_facing, is_loopback
 from ..options import DEATH_TIMEOUT, Option, ResolvedOptions, text, text_list
 from ..slurmenv import Allocation, in_allocation
 from .base import Availability, Backend, LaunchCommand, Running, StartContext
-from .ranks import Roles, quiet_serving_logs, scheduler_here, serve_scheduler, serve_worker
+from .ranks import (
+    Roles,
+    drop_closed_connection_noise,
+    quiet_serving_logs,
+    scheduler_here,
+    serve_scheduler,
+    serve_worker,
+)
 
 __all__ = ["MPIBackend"]
 
@@ -183,12 +190,11 @@ class MPIBackend(Backend):
             _serve_scheduler_rank(world, roles, options, context)
         if role == "scheduler+client":
             try:
-                host = _listen_host(options, _collect_hosts(world, options["timeout"]))
-            except Exception as exc:
-                world.send_to_all(TAG_ADDRESS, {"error": str(exc)})
+                host = _agree_on_listen_host(world, options)
+            except Exception:
                 _finish(world, 1, client_side=True)
                 raise
-            return _start_scheduler_and_client(world, options, context, host)
+            return _start_scheduler_and_client(world, options, context, host, threads)
         world.send(Roles.scheduler_rank, TAG_HELLO, {"rank": world.rank, "host": _hostname()})
         if role == "worker":
             _serve_worker_rank(world, roles, options, context, threads, memory)
@@ -221,8 +227,8 @@ def _default_workers(options: ResolvedOptions) -> int:
 
 
 def _not_launched_reason() -> str:
-    tasks = os.environ.get("SLURM_STEP_NUM_TASKS") or os.environ.get("SLURM_NTASKS")
-    if "SLURM_PROCID" in os.environ and tasks and tasks != "1":
+    tasks = mpienv.srun_tasks()
+    if tasks and tasks > 1:
         return (
             f"this srun step runs {tasks} tasks without MPI. Start them with "
             f"`srun --mpi=pmi2 ...` (MPICH from pip install mpich; `srun --mpi=list` shows "
@@ -276,6 +282,15 @@ def _collect_hosts(world: Any, timeout: float) -> list[str]:
             raise DeploymentError(f"The MPI scheduler rank gave up: {error}.")
         time.sleep(0.005)
     return list(hosts.values())
+
+
+def _agree_on_listen_host(world: Any, options: ResolvedOptions) -> str:
+    """On rank 0: the address to listen on; on failure every other rank hears why."""
+    try:
+        return _listen_host(options, _collect_hosts(world, options["timeout"]))
+    except Exception as exc:
+        world.send_to_all(TAG_ADDRESS, {"error": str(exc)})
+        raise
 
 
 def _listen_host(options: ResolvedOptions, hosts: list[str]) -> str:
@@ -365,9 +380,8 @@ def _serve_scheduler_rank(
     """Rank 0 of 3 or more: run the scheduler until the script ends; never returns."""
     quiet_serving_logs()
     try:
-        host = _listen_host(options, _collect_hosts(world, options["timeout"]))
+        host = _agree_on_listen_host(world, options)
     except Exception as exc:
-        world.send_to_all(TAG_ADDRESS, {"error": str(exc)})
         print(f"daskdeploy: MPI rank 0: {exc}", file=sys.stderr, flush=True)
         _end_serving_rank(world, context, 1)
     received, stop_requested = _stop_when_status_arrives(world, roles)
@@ -412,12 +426,7 @@ def _serve_worker_rank(
     quiet_serving_logs()
     received, stop_requested = _stop_when_status_arrives(world, roles)
     try:
-        message = world.receive(
-            TAG_ADDRESS,
-            options["timeout"],
-            source=Roles.scheduler_rank,
-            waiting_for="the scheduler's address from rank 0",
-        )
+        message = _scheduler_address(world, options)
     except DeploymentError as exc:
         message = {"error": str(exc)}
     if "error" not in message:
@@ -443,6 +452,16 @@ def _serve_worker_rank(
                 {"rank": world.rank, "host": _hostname(), "error": f"{type(exc).__name__}: {exc}"},
             )
     _end_serving_rank(world, context, _status_from_client(world, roles, received))
+
+
+def _scheduler_address(world: Any, options: ResolvedOptions) -> dict[str, Any]:
+    """Rank 0's message: the scheduler's address and host, or why there is none."""
+    return world.receive(
+        TAG_ADDRESS,
+        options["timeout"],
+        source=Roles.scheduler_rank,
+        waiting_for="the scheduler's address from rank 0",
+    )
 
 
 def _worker_host(options: ResolvedOptions, scheduler_address: str) -> str | None:
@@ -481,14 +500,10 @@ def _failed_workers(world: Any, roles: Roles) -> Any:
 
 def _start_client(world: Any, roles: Roles, options: ResolvedOptions, threads: int) -> Running:
     """Rank 1 of 3 or more: wait for the scheduler's address; the caller waits for workers."""
+    drop_closed_connection_noise()
     stop = _client_stop(world)
     try:
-        message = world.receive(
-            TAG_ADDRESS,
-            options["timeout"],
-            source=Roles.scheduler_rank,
-            waiting_for="the scheduler's address from rank 0",
-        )
+        message = _scheduler_address(world, options)
         if "error" in message:
             raise DeploymentError(f"MPI rank 0 could not start the scheduler: {message['error']}")
     except BaseException:
@@ -509,10 +524,11 @@ def _start_client(world: Any, roles: Roles, options: ResolvedOptions, threads: i
 
 
 def _start_scheduler_and_client(
-    world: Any, options: ResolvedOptions, context: StartContext, host: str
+    world: Any, options: ResolvedOptions, context: StartContext, host: str, threads: int
 ) -> Running:
     """Rank 0 of 2: the scheduler in this process, the script here, the worker on rank 1."""
     roles = Roles(world.size)
+    drop_closed_connection_noise()
     try:
         running = scheduler_here(options, context, host, stop=[_client_stop(world)])
     except Exception as exc:
@@ -521,5 +537,5 @@ def _start_scheduler_and_client(
         raise
     world.send_to_all(TAG_ADDRESS, _address_message(running.address, None))
     running.check = _failed_workers(world, roles)
-    running.threads_per_worker = _worker_resources(options)[0]
+    running.threads_per_worker = threads
     return running

@@ -32,6 +32,7 @@ from .scheduler_cluster import scheduler_only_cluster
 
 __all__ = [
     "Roles",
+    "drop_closed_connection_noise",
     "quiet_serving_logs",
     "scheduler_here",
     "serve_scheduler",
@@ -90,12 +91,27 @@ _CLOSED_CONNECTION = ("CommClosedError", "StreamClosedError")
 def _not_about_a_closed_connection(record: logging.LogRecord) -> bool:
     """Drop records that only say a peer went away: at the end of a run they all do."""
     error = record.exc_info[1] if record.exc_info else None
-    if error is not None and type(error).__name__ in _CLOSED_CONNECTION:
-        return False
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:  # the cause may sit in the chain
+        if type(error).__name__ in _CLOSED_CONNECTION:
+            return False
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
     message = record.getMessage()
     return not any(
         text in message for text in (*_CLOSED_CONNECTION, "Failed to communicate with scheduler")
     )
+
+
+def drop_closed_connection_noise() -> None:
+    """Hide distributed's connection-closed records in this process (idempotent).
+
+    In an in-place run every rank gets the launcher's SIGINT/SIGTERM at once, so the
+    script's rank, too, may see its scheduler vanish while it shuts down.
+    """
+    distributed_logger = logging.getLogger("distributed")
+    for handler in distributed_logger.handlers or logging.getLogger().handlers:
+        handler.addFilter(_not_about_a_closed_connection)
 
 
 def quiet_serving_logs() -> None:
@@ -105,10 +121,8 @@ def quiet_serving_logs() -> None:
     connection-closed tracebacks of a cluster shutting down (a worker whose heartbeat
     meets a scheduler that just closed, for instance).
     """
-    distributed_logger = logging.getLogger("distributed")
-    distributed_logger.setLevel(logging.ERROR)
-    for handler in distributed_logger.handlers or logging.getLogger().handlers:
-        handler.addFilter(_not_about_a_closed_connection)
+    logging.getLogger("distributed").setLevel(logging.ERROR)
+    drop_closed_connection_noise()
 
 
 async def _serve_until_done(
