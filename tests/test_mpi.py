@@ -268,6 +268,22 @@ def test_a_rank_that_never_calls_deploy_is_explained_and_nothing_hangs(mpiexec, 
     sandbox.assert_clean()
 
 
+def test_a_rank_killed_mid_task_takes_the_run_down_and_leaves_no_files(mpiexec, sandbox):
+    """SIGKILL allows no clean-up: each rank's watchdog removes its scratch directory."""
+    script = sandbox.script(
+        "killed_rank.py",
+        "import os\n"
+        "import daskdeploy\n"
+        "with daskdeploy.deploy('mpi', timeout=20) as client:\n"
+        "    client.submit(lambda: os.kill(os.getpid(), 9)).result()\n",
+    )
+    result, elapsed = _end_to_end(sandbox, _script_command(mpiexec, 4, script), timeout=60)
+    print(f"\na worker rank killed with SIGKILL: exit {result.returncode} after {elapsed:.2f} s")
+    assert result.returncode != 0
+    assert elapsed < EXIT_BOUND, elapsed
+    sandbox.assert_clean()
+
+
 # ------------------------------------------------------------------------ bad worlds
 
 

@@ -235,15 +235,18 @@ def join_world(
             # mpi4py's own hint about a mismatched launcher; the check below explains more.
             warnings.filterwarnings("ignore", "suspicious MPI execution environment")
             from mpi4py import MPI
-    except ImportError as exc:
-        raise BackendUnavailableError(
-            f"mpi4py cannot be imported ({exc}). Install the MPI extra: "
-            f"pip install 'daskdeploy[mpi]' (mpi4py and MPICH from PyPI, no compiler needed)."
-        ) from exc
-    finally:
+    except BaseException as exc:
         if watchdog is not None:
             watchdog.kill()
             watchdog.wait()
+        if isinstance(exc, ImportError):
+            raise BackendUnavailableError(
+                f"mpi4py cannot be imported ({exc}). Install the MPI extra: pip install "
+                f"'daskdeploy[mpi]' (mpi4py and MPICH from PyPI, no compiler needed)."
+            ) from exc
+        raise
+    if watchdog is not None:
+        _watchdog_joined(watchdog)
     world = World(MPI.COMM_WORLD, launch)
     expected = launch.size if launch is not None else srun_tasks()
     if world.size == 1 and expected and expected > 1:
@@ -256,14 +259,19 @@ def join_world(
 
 
 _WATCHDOG = """\
-import os, shutil, sys, time
+import os, select, shutil, sys, time
 parent, seconds, message = int(sys.argv[1]), float(sys.argv[2]), sys.argv[3]
+joined = False
 end = time.monotonic() + seconds
-while time.monotonic() < end and os.getppid() == parent:
-    time.sleep(0.2)
+while os.getppid() == parent and (joined or time.monotonic() < end):
+    ready = select.select([0], [], [], 0.5)[0]
+    if ready:
+        if not os.read(0, 64):  # the rank closed the pipe: it ended
+            break
+        joined = True
 for path in sys.argv[4:]:
     shutil.rmtree(path, ignore_errors=True)
-if os.getppid() == parent:
+if not joined and os.getppid() == parent:
     sys.stderr.write(message + "\\n")
     sys.stderr.flush()
     os.kill(parent, 9)
@@ -273,10 +281,13 @@ if os.getppid() == parent:
 def _start_watchdog(
     launch: Launch | None, timeout: float, leftovers: tuple[Path, ...]
 ) -> subprocess.Popen[bytes] | None:
-    """A process that kills this one if MPI's start-up outlasts ``timeout`` seconds.
+    """A process that guards this rank's start-up and cleans up after its end.
 
-    It removes ``leftovers`` (this rank's scratch directory, still empty) first, and also
-    when this rank was killed while waiting (a launcher ends all ranks when one dies).
+    Until :func:`_watchdog_joined` tells it that ``MPI_Init`` returned, it kills this
+    rank if the start-up outlasts ``timeout`` seconds, saying why. Afterwards it only
+    waits: whenever this rank ends -- normally, or killed by the launcher or by another
+    rank's ``MPI_Abort``, which allow no clean-up -- it removes ``leftovers`` (the rank's
+    scratch directory).
     """
     rank = launch.rank if launch is not None else "?"
     message = (
@@ -291,7 +302,7 @@ def _start_watchdog(
                 *(sys.executable, "-S", "-I", "-c", _WATCHDOG),
                 *(str(os.getpid()), str(timeout), message, *map(str, leftovers)),
             ],
-            stdin=subprocess.DEVNULL,
+            stdin=subprocess.PIPE,
             # Out of the launcher's reach: when it kills this rank's process group, the
             # watchdog notices and still removes the rank's directory.
             start_new_session=True,
@@ -299,6 +310,22 @@ def _start_watchdog(
     except OSError as exc:  # no watchdog is better than no deployment
         logger.warning("Could not start the MPI start-up watchdog: %s", exc)
         return None
+
+
+def _watchdog_joined(watchdog: subprocess.Popen[bytes]) -> None:
+    """Tell the watchdog that MPI started; it now only cleans up after this rank."""
+    try:
+        assert watchdog.stdin is not None
+        watchdog.stdin.write(b"joined")
+        watchdog.stdin.flush()
+    except OSError:  # it has gone already; nothing to guard
+        pass
+    # The pipe stays open (unreferenced by the Popen's finaliser) until this process
+    # ends, which is what the watchdog waits for.
+    _kept_open.append(watchdog)
+
+
+_kept_open: list[subprocess.Popen[bytes]] = []
 
 
 def _mismatch_message(world: World, launch: Launch | None, expected: int) -> str:
