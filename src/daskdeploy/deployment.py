@@ -126,6 +126,29 @@ class Deployment:
         logger.info(self.summary())
         if not self.options.get("quiet"):
             print(self.summary(), file=sys.stderr, flush=True)
+        warning = self._plain_tcp_warning()
+        if warning:
+            logger.warning(warning)
+            print(warning, file=sys.stderr, flush=True)
+
+    def _plain_tcp_warning(self) -> str | None:
+        """The warning due when this deployment runs on plain TCP (``tls=False``).
+
+        Due for every backend whose default is TLS, and for any scheduler listening
+        beyond loopback; not for the local backend on loopback, its default.
+        """
+        address = self.scheduler_address or ""
+        if self.options.get("tls", True) or not address.startswith("tcp://"):
+            return None
+        from distributed.comm import get_address_host
+
+        from .credentials import plain_tcp_warning
+        from .network import is_loopback
+
+        loopback = is_loopback(get_address_host(address))
+        if loopback and self.backend == "local":
+            return None
+        return plain_tcp_warning(self.backend, address, loopback)
 
 
 class DeployedClient(Client):

@@ -254,6 +254,13 @@ COMMON_OPTIONS: tuple[Option, ...] = (
         boolean,
         "Do not print the one-line summary (backend, workers, dashboard link) to stderr.",
     ),
+    Option(
+        "tls",
+        boolean,
+        "Encrypt and authenticate every connection with TLS credentials made for this "
+        "deployment, so no other user can connect (default: on, except local, which "
+        "listens on 127.0.0.1 only). false: plain TCP, with a warning beyond loopback.",
+    ),
 )
 
 

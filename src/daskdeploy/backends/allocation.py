@@ -23,6 +23,7 @@ from typing import Any, ClassVar
 
 from .. import slurmctl
 from ..commands import CommandError
+from ..credentials import CredentialFiles, write_shared
 from ..errors import OptionError
 from ..jobscripts import WORKER_DIR_VARIABLE, lifetime_args, worker_scratch_lines
 from ..network import address_facing
@@ -131,22 +132,40 @@ class AllocationBackend(Backend):
             return start_in_step(options, context, allocation, _listen_host(options))
         layout = _WorkerLayout.from_options(options, allocation)
         scheduler_file = shared_rendezvous_dir() / f"{context.deployment_id}.json"
-        cluster = scheduler_only_cluster(
-            context.deployment_id, _listen_options(options), options["dashboard"], scheduler_file
-        )
-        stop: list[Any] = [lambda: scheduler_file.unlink(missing_ok=True)]
+        # The workers on other nodes read the credentials through the shared file system.
+        credentials = write_shared(context.deployment_id) if options["tls"] else None
+        security = credentials.security() if credentials else None
         try:
-            command = _srun_command(options, allocation, layout, scheduler_file, context)
+            cluster = scheduler_only_cluster(
+                context.deployment_id,
+                _listen_options(options),
+                options["dashboard"],
+                scheduler_file,
+                security,
+            )
+        except BaseException:
+            if credentials:
+                credentials.remove()
+            raise
+        stop: list[Any] = [lambda: scheduler_file.unlink(missing_ok=True)]
+        if credentials:
+            stop.insert(0, credentials.remove)  # last: the workers have stopped by then
+        try:
+            command = _srun_command(
+                options, allocation, layout, scheduler_file, context, credentials
+            )
             log_path = context.scratch_dir / "workers.log"
             step = _SrunStep.start(command, log_path)
         except BaseException:
             cluster.close()
-            scheduler_file.unlink(missing_ok=True)
+            for undo in reversed(stop):
+                undo()
             raise
         stop.append(step.stop)
         return Running(
             address=cluster.scheduler_address,
             cluster=cluster,
+            security=security,
             expected_workers=layout.workers,
             threads_per_worker=layout.threads,
             dashboard_link=dashboard_link(cluster) if options["dashboard"] else None,
@@ -205,6 +224,7 @@ def _srun_command(
     layout: _WorkerLayout,
     scheduler_file: Path,
     context: StartContext,
+    credentials: CredentialFiles | None,
 ) -> list[str]:
     worker = [
         options["python"] or sys.executable,
@@ -224,6 +244,8 @@ def _srun_command(
     if options["interface"]:
         worker += ["--interface", options["interface"]]
     worker += _lifetime_args(options, allocation)
+    if credentials:
+        worker += credentials.worker_arguments()
     worker += options["worker_extra_args"]
     # The task's own shell expands the task number and the private spill directory.
     run_worker = (

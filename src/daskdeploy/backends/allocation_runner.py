@@ -15,6 +15,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from ..credentials import CredentialFiles, write_shared
+from ..errors import DeploymentError
 from ..options import ResolvedOptions
 from ..rendezvous import shared_rendezvous_dir, wait_for_scheduler_file
 from ..slurmenv import Allocation
@@ -50,16 +52,27 @@ def start_in_step(
     scheduler_file = scheduler_file_for(allocation)
     threads = _threads(options, allocation)
     memory = options["memory_per_worker"] or allocation.memory_per_task or "auto"
-    forget_file = [lambda: scheduler_file.unlink(missing_ok=True)]
+    # The scheduler's task writes the credentials beside the scheduler file before it
+    # starts; the others read them once the scheduler file appeared.
+    credentials = CredentialFiles(scheduler_file.with_suffix(".tls"))
+    forget_files = [
+        credentials.remove,
+        lambda: scheduler_file.unlink(missing_ok=True),
+    ]
     if role == "scheduler":
-        _serve(
-            serve_scheduler(
-                host=listen_host,
-                dashboard=options["dashboard"],
-                timeout=options["timeout"],
-                scheduler_file=scheduler_file,
+        security = _new_security(options, context, credentials)
+        try:
+            _serve(
+                serve_scheduler(
+                    host=listen_host,
+                    dashboard=options["dashboard"],
+                    timeout=options["timeout"],
+                    scheduler_file=scheduler_file,
+                    security=security,
+                )
             )
-        )
+        finally:
+            credentials.remove()
     if role == "worker":
         address = wait_for_scheduler_file(scheduler_file, options["timeout"])
         _serve(
@@ -70,17 +83,47 @@ def start_in_step(
                 name=f"{context.deployment_id}-{allocation.rank}",
                 local_directory=context.scratch_dir,
                 death_timeout=options["timeout"],
+                security=_security_for(address, credentials),
             )
         )
     if role == "all":
         return single_process(options, context, threads, memory)
     if role == "scheduler+client":
         return scheduler_here(
-            options, context, listen_host, scheduler_file=scheduler_file, stop=forget_file
+            options,
+            context,
+            listen_host,
+            scheduler_file=scheduler_file,
+            stop=forget_files,
+            security=_new_security(options, context, credentials),
         )
     address = wait_for_scheduler_file(scheduler_file, options["timeout"])
-    # The scheduler task closes when this client leaves; the file goes with it.
-    return Running(address=address, expected_workers=roles.workers, stop=forget_file)
+    # The scheduler task closes when this client leaves; the files go with it.
+    return Running(
+        address=address,
+        security=_security_for(address, credentials),
+        expected_workers=roles.workers,
+        stop=forget_files[1:],
+    )
+
+
+def _new_security(options: ResolvedOptions, context: StartContext, files: CredentialFiles) -> Any:
+    if not options["tls"]:
+        return None
+    return write_shared(context.deployment_id, files.directory).security()
+
+
+def _security_for(address: str, files: CredentialFiles) -> Any:
+    """The scheduler task's credentials when its address says TLS (None: plain TCP)."""
+    if not address.startswith("tls://"):
+        return None
+    if not files.exist():
+        raise DeploymentError(
+            f"The scheduler at {address} uses TLS, but its credentials are not readable in "
+            f"{files.directory}. That directory must be on a file system every node shares "
+            f"(set XDG_CACHE_HOME to one)."
+        )
+    return files.security()
 
 
 def _threads(options: ResolvedOptions, allocation: Allocation) -> int:

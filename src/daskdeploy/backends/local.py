@@ -3,13 +3,16 @@
 Workers are separate processes with one thread each by default, because pure-Python code
 holds the GIL: two threads in one process run such code no faster than one. The scheduler
 and dashboard listen on 127.0.0.1 only, on free ports, so nothing is reachable from other
-machines and two deployments on one machine never collide.
+machines and two deployments on one machine never collide. Loopback is still reachable
+by the other users of a shared machine (a login node): ``tls=True`` makes the
+deployment's connections TLS with credentials only it holds.
 """
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
+from ..credentials import write_private
 from ..options import Option, ResolvedOptions, boolean
 from .base import Backend, Running, StartContext, dashboard_link
 
@@ -62,13 +65,20 @@ class LocalBackend(Backend):
         workers = _worker_count(options)
         # Thread workers talk to the scheduler in memory (inproc://); distributed refuses a
         # host there, and nothing listens on the network except the loopback dashboard.
-        network = {"host": LOOPBACK, "scheduler_port": 0} if options["processes"] else {}
+        network: dict[str, Any] = (
+            {"host": LOOPBACK, "scheduler_port": 0} if options["processes"] else {}
+        )
+        security = None
+        if options["tls"] and options["processes"]:
+            security = write_private(context.deployment_id, context.scratch_dir).security()
+            network["protocol"] = "tls://"
         cluster = LocalCluster(
             name=context.deployment_id,
             n_workers=workers,
             threads_per_worker=options["threads_per_worker"],
             memory_limit=options["memory_per_worker"] or "auto",
             processes=options["processes"],
+            security=security,
             **network,
             # The scheduler's HTTP server (health, metrics) runs even without the dashboard;
             # a free loopback port keeps it from reaching for 8787.
@@ -82,6 +92,7 @@ class LocalBackend(Backend):
         return Running(
             address=cluster.scheduler_address,
             cluster=cluster,
+            security=security,
             expected_workers=workers,
             dashboard_link=dashboard_link(cluster) if options["dashboard"] else None,
         )

@@ -35,6 +35,7 @@ import time
 from typing import Any, ClassVar
 
 from .. import lifecycle, mpienv, scratch
+from ..credentials import CA_FILE, CERT_FILE, KEY_FILE, Credentials
 from ..errors import BackendUnavailableError, DeploymentError, OptionError
 from ..mpiworld import TAG_ADDRESS, TAG_FAILED, TAG_HELLO, TAG_STATUS
 from ..network import LOOPBACK, address_facing, is_loopback
@@ -198,7 +199,7 @@ class MPIBackend(Backend):
         world.send(Roles.scheduler_rank, TAG_HELLO, {"rank": world.rank, "host": _hostname()})
         if role == "worker":
             _serve_worker_rank(world, roles, options, context, threads, memory)
-        return _start_client(world, roles, options, threads)
+        return _start_client(world, roles, options, context, threads)
 
 
 def _worker_resources(options: ResolvedOptions) -> tuple[int, Any]:
@@ -305,8 +306,41 @@ def _listen_host(options: ResolvedOptions, hosts: list[str]) -> str:
     return address_facing(others) if others else LOOPBACK
 
 
-def _address_message(address: str, dashboard_port: int | None) -> dict[str, Any]:
-    return {"address": address, "dashboard_port": dashboard_port, "host": _hostname()}
+def _address_message(
+    address: str, dashboard_port: int | None, credentials: Credentials | None
+) -> dict[str, Any]:
+    """What rank 0 tells every rank: where the scheduler is, and the TLS credentials.
+
+    The credentials travel as MPI messages, between the processes of this run only, and
+    each rank writes them into its own private scratch directory.
+    """
+    message: dict[str, Any] = {
+        "address": address,
+        "dashboard_port": dashboard_port,
+        "host": _hostname(),
+    }
+    if credentials is not None:
+        message["tls"] = credentials.files()
+    return message
+
+
+def _new_credentials(options: ResolvedOptions, context: StartContext) -> Credentials | None:
+    return Credentials.generate(context.deployment_id) if options["tls"] else None
+
+
+def _write_security(credentials: Credentials | None, context: StartContext) -> Any:
+    """Write ``credentials`` into this rank's scratch directory; their Security."""
+    if credentials is None:
+        return None
+    return credentials.write(context.scratch_dir / "tls").security()
+
+
+def _security(message: dict[str, Any], context: StartContext) -> Any:
+    """This rank's :class:`distributed.Security` from rank 0's message (None: plain TCP)."""
+    files = message.get("tls")
+    if files is None:
+        return None
+    return _write_security(Credentials(files[CA_FILE], files[CERT_FILE], files[KEY_FILE]), context)
 
 
 def _dashboard_port(scheduler: Any) -> int | None:
@@ -386,11 +420,14 @@ def _serve_scheduler_rank(
         _end_serving_rank(world, context, 1)
     received, stop_requested = _stop_when_status_arrives(world, roles)
     started: list[bool] = []
+    credentials = _new_credentials(options, context)
+    security = _write_security(credentials, context)
 
     def publish(scheduler: Any) -> None:
         started.append(True)
         world.send_to_all(
-            TAG_ADDRESS, _address_message(scheduler.address, _dashboard_port(scheduler))
+            TAG_ADDRESS,
+            _address_message(scheduler.address, _dashboard_port(scheduler), credentials),
         )
 
     try:
@@ -402,6 +439,7 @@ def _serve_scheduler_rank(
                 on_started=publish,
                 stop_requested=stop_requested,
                 grace=_CLOSE_GRACE,
+                security=security,
             )
         )
     except Exception as exc:
@@ -443,6 +481,7 @@ def _serve_worker_rank(
                     death_timeout=options["death_timeout"],
                     stop_requested=stop_requested,
                     grace=_CLOSE_GRACE,
+                    security=_security(message, context),
                 )
             )
         except Exception as exc:
@@ -498,7 +537,9 @@ def _failed_workers(world: Any, roles: Roles) -> Any:
     return check
 
 
-def _start_client(world: Any, roles: Roles, options: ResolvedOptions, threads: int) -> Running:
+def _start_client(
+    world: Any, roles: Roles, options: ResolvedOptions, context: StartContext, threads: int
+) -> Running:
     """Rank 1 of 3 or more: wait for the scheduler's address; the caller waits for workers."""
     drop_closed_connection_noise()
     stop = _client_stop(world)
@@ -515,6 +556,7 @@ def _start_client(world: Any, roles: Roles, options: ResolvedOptions, threads: i
         logger.info("The dashboard is on %s at port %s (rank 0's host).", message["host"], port)
     return Running(
         address=message["address"],
+        security=_security(message, context),
         expected_workers=roles.workers,
         threads_per_worker=threads,
         dashboard_link=f"http://127.0.0.1:{port}/status" if port and same_host else None,
@@ -529,13 +571,17 @@ def _start_scheduler_and_client(
     """Rank 0 of 2: the scheduler in this process, the script here, the worker on rank 1."""
     roles = Roles(world.size)
     drop_closed_connection_noise()
+    credentials = _new_credentials(options, context)
     try:
-        running = scheduler_here(options, context, host, stop=[_client_stop(world)])
+        security = _write_security(credentials, context)
+        running = scheduler_here(
+            options, context, host, stop=[_client_stop(world)], security=security
+        )
     except Exception as exc:
         world.send_to_all(TAG_ADDRESS, {"error": f"the scheduler failed to start: {exc}"})
         _finish(world, 1, client_side=True)
         raise
-    world.send_to_all(TAG_ADDRESS, _address_message(running.address, None))
+    world.send_to_all(TAG_ADDRESS, _address_message(running.address, None, credentials))
     running.check = _failed_workers(world, roles)
     running.threads_per_worker = threads
     return running

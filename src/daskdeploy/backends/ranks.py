@@ -25,6 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ..credentials import write_private
 from ..options import ResolvedOptions
 from ..scheduler_watch import preload_text
 from .base import Running, StartContext, dashboard_link
@@ -169,6 +170,7 @@ async def serve_scheduler(
     on_started: Callable[[Any], None] | None = None,
     stop_requested: Callable[[], bool] | None = None,
     grace: float = 5.0,
+    security: Any = None,
 ) -> None:
     """Run a scheduler until it closes.
 
@@ -189,6 +191,9 @@ async def serve_scheduler(
         Polled; when it returns True the scheduler closes (telling its workers to close).
     grace
         Seconds to wait for the close to finish.
+    security
+        The deployment's :class:`distributed.Security`: listen on ``tls://`` and accept
+        only its holders (``None``: plain TCP).
     """
     from distributed import Scheduler
 
@@ -200,6 +205,8 @@ async def serve_scheduler(
             dashboard_address="127.0.0.1:0",
             scheduler_file=str(scheduler_file) if scheduler_file else None,
             preload=[preload_text(timeout)],
+            security=security,
+            protocol="tls://" if security is not None else None,
         ) as scheduler:
             if on_started is not None:
                 on_started(scheduler)
@@ -220,6 +227,7 @@ async def serve_worker(
     host: str | None = None,
     stop_requested: Callable[[], bool] | None = None,
     grace: float = 5.0,
+    security: Any = None,
 ) -> None:
     """Run one worker (no nanny) connected to ``address`` until it closes.
 
@@ -239,6 +247,8 @@ async def serve_worker(
     stop_requested, grace
         As for :func:`serve_scheduler`; the worker closes without waiting for a running
         task to finish.
+    security
+        The deployment's :class:`distributed.Security` (``None``: plain TCP).
     """
     async with _rank_worker_class()(
         address,
@@ -249,6 +259,7 @@ async def serve_worker(
         local_directory=str(local_directory),
         dashboard=False,
         death_timeout=death_timeout,
+        security=security,
     ) as worker:
         await _serve_until_done(
             worker, lambda: worker.close(reason="daskdeploy: run ended"), stop_requested, grace
@@ -280,14 +291,16 @@ def scheduler_here(
     *,
     scheduler_file: Path | None = None,
     stop: list[Callable[[], Any]] | None = None,
+    security: Any = None,
 ) -> Running:
     """Start the scheduler in this (the script's) process; one worker rank will join it."""
     cluster = scheduler_only_cluster(
-        context.deployment_id, {"host": host}, options["dashboard"], scheduler_file
+        context.deployment_id, {"host": host}, options["dashboard"], scheduler_file, security
     )
     return Running(
         address=cluster.scheduler_address,
         cluster=cluster,
+        security=security,
         expected_workers=1,
         dashboard_link=dashboard_link(cluster) if options["dashboard"] else None,
         stop=list(stop or []),
@@ -300,6 +313,9 @@ def single_process(
     """A world of one: scheduler and script here, one worker in a child process."""
     from distributed import LocalCluster
 
+    security = None
+    if options["tls"]:
+        security = write_private(context.deployment_id, context.scratch_dir).security()
     cluster = LocalCluster(
         name=context.deployment_id,
         n_workers=1,
@@ -307,6 +323,8 @@ def single_process(
         memory_limit=memory,
         processes=True,
         host="127.0.0.1",
+        protocol="tls://" if security is not None else None,
+        security=security,
         scheduler_port=0,
         dashboard_address="127.0.0.1:0",
         local_directory=str(context.scratch_dir),
@@ -315,6 +333,7 @@ def single_process(
     return Running(
         address=cluster.scheduler_address,
         cluster=cluster,
+        security=security,
         expected_workers=1,
         threads_per_worker=threads,
         dashboard_link=dashboard_link(cluster) if options["dashboard"] else None,

@@ -9,7 +9,11 @@ __all__ = ["scheduler_only_cluster"]
 
 
 def scheduler_only_cluster(
-    name: str, listen: dict[str, Any], dashboard: bool, scheduler_file: Path | None = None
+    name: str,
+    listen: dict[str, Any],
+    dashboard: bool,
+    scheduler_file: Path | None = None,
+    security: Any = None,
 ) -> Any:
     """Start a scheduler in this process, on a free port, and return its SpecCluster.
 
@@ -24,6 +28,9 @@ def scheduler_only_cluster(
     scheduler_file
         Where the scheduler writes its address for the workers to read (``None``: nowhere,
         the workers learn it another way).
+    security
+        :class:`distributed.Security` of the deployment: the scheduler then listens on
+        ``tls://`` and only accepts its holders (``None``: plain TCP).
     """
     from distributed import Scheduler, SpecCluster
 
@@ -36,9 +43,12 @@ def scheduler_only_cluster(
                 "dashboard": dashboard,
                 "dashboard_address": "127.0.0.1:0",
                 "scheduler_file": str(scheduler_file) if scheduler_file else None,
+                "security": security,
+                "protocol": "tls://" if security is not None else None,
             },
         },
         workers={},
+        security=security,
         name=name,
         silence_logs="warning",
     )

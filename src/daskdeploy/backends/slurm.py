@@ -31,6 +31,7 @@ from typing import Any, ClassVar
 
 from .. import slurmctl
 from ..commands import CommandError
+from ..credentials import CredentialFiles, write_shared
 from ..errors import DeploymentError, OptionError
 from ..jobscripts import WORKER_DIR_VARIABLE, lifetime_args, worker_scratch_lines
 from ..network import address_facing
@@ -245,14 +246,26 @@ class SlurmBackend(Backend):
         script_dir.mkdir()
         submitter = ArraySubmitter(script_dir, use_arrays=options["job_array"])
         job_name = context.deployment_id
-        cluster = DeploySLURMCluster(
-            name=job_name,
-            config_name=isolated_config_name(),
-            scheduler_options=_scheduler_options(options),
-            submitter=submitter,
-            **_job_kwargs(options, job_name, log_dir.path),
-        )
+        # The worker jobs read the credentials through the shared file system.
+        credentials = write_shared(job_name) if options["tls"] else None
+        security = credentials.security() if credentials else None
+        try:
+            cluster = DeploySLURMCluster(
+                name=job_name,
+                config_name=isolated_config_name(),
+                scheduler_options=_scheduler_options(options),
+                submitter=submitter,
+                security=security,
+                **_job_kwargs(options, job_name, log_dir.path),
+            )
+        except BaseException:
+            log_dir.remove()
+            if credentials:
+                credentials.remove()
+            raise
         stop: list[Callable[[], Any]] = [log_dir.remove, lambda: _cancel_all(job_name)]
+        if credentials:
+            stop.insert(0, credentials.remove)  # last: every job has been cancelled by then
         try:
             if options["adapt"] is not None:
                 minimum, maximum = options["adapt"]
@@ -271,11 +284,13 @@ class SlurmBackend(Backend):
         return Running(
             address=cluster.scheduler_address,
             cluster=cluster,
+            security=security,
             expected_workers=expected,
             dashboard_link=dashboard_link(cluster) if options["dashboard"] else None,
             stop=stop,
             check=watcher.check,
             diagnose=watcher.diagnose,
+            record={"log_directory": str(log_dir.path), "remove_logs": log_dir.owned},
         )
 
 
@@ -367,11 +382,16 @@ def _preview_script(options: ResolvedOptions) -> str:
     from .slurm_jobs import DeploySLURMJob, isolated_config_name
 
     log_dir = options["log_directory"] or str(default_log_root() / _DRY_RUN_ID)
+    tls: dict[str, Any] = {}
+    if options["tls"]:
+        files = CredentialFiles(Path("<credentials-dir>"))  # made at start, removed at close
+        tls = {"security": files.security(), "protocol": "tls://"}
     job = DeploySLURMJob(
-        scheduler="tcp://<scheduler-address>:<port>",
+        scheduler=f"{'tls' if tls else 'tcp'}://<scheduler-address>:<port>",
         name="<worker-name>",
         config_name=isolated_config_name(),
         **_job_kwargs(options, _DRY_RUN_ID, log_dir),
+        **tls,
     )
     return job.job_script()
 
