@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import config, lifecycle, profiles, registry, scratch
+from . import config, lifecycle, profiles, records, registry, scratch
 from .backends.base import Backend, LaunchCommand, StartContext
 from .deployment import DeployedClient, Deployment
 from .errors import (
@@ -23,6 +23,8 @@ from .errors import (
 )
 from .mainguard import hide_main_from_spawn
 from .options import ResolvedOptions, resolve_options
+from .orphans import tag_processes
+from .reaper import Reaper
 
 __all__ = ["Plan", "deploy", "plan", "plan_from"]
 
@@ -107,15 +109,31 @@ class Plan:
         deployment_id = scratch.new_deployment_id()
         scratch_dir = scratch.make_scratch_dir(deployment_id)
         deployment = Deployment(deployment_id, self.backend.name, self.options, scratch_dir)
+        # Registered first, so it runs last: tell the reaper the teardown is complete and
+        # remove the record only once everything else has gone.
+        guard = Reaper(deployment_id)
+        deployment.add_cleanup("stop the reaper and remove the record", guard.finish)
         deployment.add_cleanup(
             "remove scratch directory", lambda: scratch.remove_scratch_dir(scratch_dir)
         )
         lifecycle.register(deployment)
         try:
             deployment.add_cleanup("restore __main__", hide_main_from_spawn())
+            # Processes the backend starts inherit the id, so `daskdeploy cleanup` finds them.
+            deployment.add_cleanup("untag new processes", tag_processes(deployment_id))
             with _scratch_as_temporary_directory(scratch_dir):
                 running = self.backend.start(self.options, StartContext(deployment_id, scratch_dir))
             deployment.attach(running)
+            # (MPI's serving ranks never return from start, so only the client rank gets here.)
+            guard.start(
+                records.DeploymentRecord.for_this_process(
+                    deployment_id,
+                    self.backend.name,
+                    scheduler_address=running.address,
+                    scratch_dir=scratch_dir,
+                    data=running.record,
+                )
+            )
             client = DeployedClient.for_deployment(deployment, owner=True)
             _wait_for_workers(client, deployment)
         except BaseException as exc:

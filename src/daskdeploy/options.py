@@ -259,7 +259,8 @@ COMMON_OPTIONS: tuple[Option, ...] = (
         boolean,
         "Encrypt and authenticate every connection with TLS credentials made for this "
         "deployment, so no other user can connect (default: on, except local, which "
-        "listens on 127.0.0.1 only). false: plain TCP, with a warning beyond loopback.",
+        "listens on 127.0.0.1 only). false: plain TCP, with a warning saying who can "
+        "then connect (none for local on loopback).",
     ),
 )
 

@@ -9,6 +9,8 @@ host and cause within seconds, before any scheduler or worker starts.
 from __future__ import annotations
 
 import asyncio
+import json
+import re
 import shlex
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -19,9 +21,11 @@ from .errors import DeploymentError
 
 __all__ = [
     "HostPlan",
+    "end_remote_deployment",
     "plan_hosts",
     "preflight",
     "read_hostfile",
+    "recordable_connect_options",
     "remove_remote_directories",
 ]
 
@@ -163,6 +167,66 @@ def preflight(
     return temporary_directories
 
 
+_WRITE_PRIVATE_FILES = """\
+import json, os, sys
+os.umask(0o077)
+directory, files = sys.argv[1], json.load(sys.stdin)
+os.makedirs(directory, mode=0o700, exist_ok=True)
+os.chmod(directory, 0o700)
+for name, text in files.items():
+    path = os.path.join(directory, name)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as stream:
+        stream.write(text)
+"""
+
+
+def install_private_files(
+    hosts: Sequence[str],
+    directory: str,
+    files: Mapping[str, str],
+    options: Mapping[str, Any],
+    python: str,
+    timeout: float,
+) -> None:
+    """Write ``files`` (name to text), ``0600`` in ``directory`` (``0700``), on every host.
+
+    The contents travel on the SSH channel's standard input, never on a command line
+    (which every user of the host could read with ``ps``).
+
+    Raises
+    ------
+    DeploymentError
+        Naming every host where writing failed and why.
+    """
+    import asyncssh
+
+    command = shlex.join([python, "-c", _WRITE_PRIVATE_FILES, directory])
+    payload = json.dumps(dict(files))
+
+    async def install(host: str) -> None:
+        async with asyncssh.connect(host, **options) as connection:
+            result = await connection.run(command, input=payload, check=False)
+        if result.exit_status != 0:
+            said = str(result.stderr or result.stdout).strip().splitlines()[-1:] or ["no output"]
+            raise RuntimeError(f"could not write {directory}: {said[0]}")
+
+    async def install_all() -> list[Any]:
+        jobs = (asyncio.wait_for(install(host), timeout + 5) for host in hosts)
+        return await asyncio.gather(*jobs, return_exceptions=True)
+
+    results = asyncio.run(install_all())
+    problems = [
+        f"  {host}: {_cause(result, options)}"
+        for host, result in zip(hosts, results, strict=True)
+        if isinstance(result, BaseException)
+    ]
+    if problems:
+        raise DeploymentError(
+            "Could not install the TLS credentials, nothing was started:\n" + "\n".join(problems)
+        )
+
+
 def remove_remote_directories(
     directories: Mapping[str, str], options: Mapping[str, Any], timeout: float
 ) -> list[str]:
@@ -170,12 +234,17 @@ def remove_remote_directories(
     import asyncssh
 
     async def remove(host: str, path: str) -> None:
-        quoted = shlex.quote(path)
         # Wait (up to 5 s) for the host's scheduler/worker processes, whose command lines
-        # name the directory, to exit: one still closing would recreate files in it.
+        # name the directory, to exit: one still closing would recreate files in it. This
+        # shell's own command line must not name it (nor may those of the same clean-up
+        # on hosts sharing a process table): the pattern brackets a letter and the path
+        # given to rm is split by an empty "".
+        cut = path.rstrip("/").rfind("/") + 1
+        pattern = shlex.quote(f"{path[:cut]}[{path[cut]}]{path[cut + 1 :]}")
+        split_path = f'{shlex.quote(path[:cut])}""{shlex.quote(path[cut:])}'
         script = (
-            f"for i in 1 2 3 4 5 6 7 8 9 10; do pgrep -f {quoted} >/dev/null || break; "
-            f"sleep 0.5; done; rm -rf -- {quoted}"
+            f"for i in 1 2 3 4 5 6 7 8 9 10; do pgrep -f {pattern} >/dev/null || break; "
+            f"sleep 0.5; done; rm -rf -- {split_path}"
         )
         async with asyncssh.connect(host, **options) as connection:
             await connection.run(script, check=True)
@@ -190,3 +259,69 @@ def remove_remote_directories(
         for host, result in zip(directories, results, strict=True)
         if isinstance(result, BaseException)
     ]
+
+
+_SECRET_WORDS = ("password", "passphrase", "secret", "token")
+
+
+def recordable_connect_options(options: Mapping[str, Any]) -> dict[str, Any]:
+    """The connect options worth writing into a deployment record: simple values only.
+
+    Passwords, passphrases and other secrets are dropped, and so is every value that is
+    not a string, number, boolean, ``None`` or a list of strings (key objects, agents,
+    callbacks), so the record can be JSON and holds nothing secret. ``daskdeploy cleanup``
+    connects with what is left (paths of keys, user name, port, known_hosts).
+    """
+    kept: dict[str, Any] = {}
+    for name, value in options.items():
+        if any(word in name.lower() for word in _SECRET_WORDS):
+            continue
+        if value is None or isinstance(value, str | int | float | bool):
+            kept[name] = value
+        elif isinstance(value, list | tuple) and all(isinstance(item, str) for item in value):
+            kept[name] = list(value)
+    return kept
+
+
+def end_remote_deployment(
+    directories: Mapping[str, str], options: Mapping[str, Any], timeout: float, tag: str
+) -> dict[str, str]:
+    """On every host: end the processes whose command line holds ``tag``, remove the directory.
+
+    For ``daskdeploy cleanup`` of a deployment whose client died: its remote schedulers and
+    workers name their directory (``<tmp>/daskdeploy-<id>``) on their command lines.
+    SIGTERM, then SIGKILL after 3 s, then ``rm -rf``. Hosts are handled at once, each
+    within ``timeout`` seconds for connecting plus 10 s.
+
+    Returns
+    -------
+    dict
+        Host to cause, for the hosts where it failed.
+    """
+    import asyncssh
+
+    if not re.fullmatch(r"[A-Za-z0-9_.-]+", tag):
+        raise ValueError(f"unsafe process tag {tag!r}")
+    pattern = shlex.quote(tag)
+
+    async def end(host: str, path: str) -> None:
+        # The script goes to `sh -s` on standard input: a command line holding the tag
+        # (or the directory, which holds it) would be matched by pkill and killed itself.
+        script = (
+            f"pkill -TERM -f {pattern}; for i in 1 2 3 4 5 6; do "
+            f"pgrep -f {pattern} >/dev/null || break; sleep 0.5; done; "
+            f"pkill -KILL -f {pattern}; rm -rf -- {shlex.quote(path)}; true\n"
+        )
+        async with asyncssh.connect(host, **options) as connection:
+            await connection.run("sh -s", input=script, check=True)
+
+    async def end_all() -> list[Any]:
+        jobs = (asyncio.wait_for(end(h, p), timeout + 10) for h, p in directories.items())
+        return await asyncio.gather(*jobs, return_exceptions=True)
+
+    results = asyncio.run(end_all())
+    return {
+        host: _cause(result, options)
+        for host, result in zip(directories, results, strict=True)
+        if isinstance(result, BaseException)
+    }

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -117,6 +118,9 @@ def _security_for(address: str, files: CredentialFiles) -> Any:
     """The scheduler task's credentials when its address says TLS (None: plain TCP)."""
     if not address.startswith("tls://"):
         return None
+    deadline = time.monotonic() + 10.0  # a shared file system may show files late
+    while not files.exist() and time.monotonic() < deadline:
+        time.sleep(0.2)
     if not files.exist():
         raise DeploymentError(
             f"The scheduler at {address} uses TLS, but its credentials are not readable in "

@@ -110,6 +110,12 @@ class Running:
     threads_per_worker
         Threads each worker got, when the backend chose them itself (e.g. from the job's
         ``--cpus-per-task``); ``None`` means the ``threads_per_worker`` option holds.
+    record
+        What ``daskdeploy cleanup`` needs to end this deployment from another process
+        when its owner died without tearing it down (e.g. the SSH hosts, connect options
+        and remote directories). Stored in the deployment's record file
+        (``~/.cache/daskdeploy/deployments/<id>.json``), so it must be JSON-serialisable
+        and hold no secrets (no passwords, passphrases or key objects).
     """
 
     address: str
@@ -121,6 +127,7 @@ class Running:
     check: Callable[[], None] | None = None
     diagnose: Callable[[], str] | None = None
     threads_per_worker: int | None = None
+    record: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -20,8 +20,10 @@ import importlib.util
 import logging
 import sys
 from collections.abc import Mapping
+from pathlib import PurePosixPath
 from typing import Any, ClassVar
 
+from ..credentials import CredentialFiles, Credentials
 from ..errors import OptionError
 from ..network import is_loopback
 from ..options import (
@@ -34,7 +36,14 @@ from ..options import (
     whole_number,
 )
 from ..scheduler_watch import preload_text
-from ..sshhosts import plan_hosts, preflight, read_hostfile, remove_remote_directories
+from ..sshhosts import (
+    install_private_files,
+    plan_hosts,
+    preflight,
+    read_hostfile,
+    recordable_connect_options,
+    remove_remote_directories,
+)
 from .base import Availability, Backend, Running, StartContext
 
 __all__ = ["SSHBackend"]
@@ -124,6 +133,7 @@ class SSHBackend(Backend):
 
     def start(self, options: ResolvedOptions, context: StartContext) -> Running:
         """Check every host, then start the scheduler and workers over SSH."""
+        import dask
         import distributed
         from distributed import SpecCluster
         from distributed.deploy.ssh import Scheduler as SSHScheduler
@@ -136,17 +146,26 @@ class SSHBackend(Backend):
             **options["connect_options"],
         }
         remote_tmp = preflight(plan.distinct_hosts, connect, python, distributed.__version__)
-        # One private directory per host for scheduler and worker files, removed at close.
-        remote_dirs = {
-            host: f"{tmp.rstrip('/')}/daskdeploy-{context.deployment_id}"
-            for host, tmp in remote_tmp.items()
-        }
+        # One private directory per host for scheduler and worker files and credentials,
+        # removed at close. Its path is the same on every host: the remote processes take
+        # the credentials' paths from one inherited dask config.
+        temporary = set(remote_tmp.values())
+        base = temporary.pop().rstrip("/") if len(temporary) == 1 else "/tmp"
+        remote_dir = f"{base}/daskdeploy-{context.deployment_id}"
+        remote_dirs = dict.fromkeys(plan.distinct_hosts, remote_dir)
+        security, remote_config, credentials = None, {}, None
+        if options["tls"]:
+            credentials = Credentials.generate(context.deployment_id)
+            security = credentials.write(context.scratch_dir / "tls").security()
+            remote_files = CredentialFiles(PurePosixPath(remote_dir, "tls"))
+            remote_config = remote_files.config()
         scheduler_kwargs: dict[str, Any] = {
             "port": 0,
             "dashboard": options["dashboard"],
             "dashboard_address": "127.0.0.1:0",
             "preload": [preload_text(max(options["timeout"], 30.0))],
             "local_directory": remote_dirs[plan.scheduler],
+            "protocol": "tls://" if security is not None else None,
         }
         scheduler_kwargs.update(_bind(options, plan.scheduler))
         workers = {
@@ -170,27 +189,49 @@ class SSHBackend(Backend):
             }
             for index, (host, count) in enumerate(plan.workers.items())
         }
-        cluster = SpecCluster(
-            workers=workers,
-            scheduler={
-                "cls": SSHScheduler,
-                "options": {
-                    "address": plan.scheduler,
-                    "connect_options": connect,
-                    "remote_python": python,
-                    "kwargs": scheduler_kwargs,
-                },
-            },
-            name=context.deployment_id,
-            silence_logs="warning",
-        )
+        try:
+            if credentials is not None:
+                install_private_files(
+                    plan.distinct_hosts,
+                    str(remote_files.directory),
+                    credentials.files(),
+                    connect,
+                    python,
+                    options["connect_timeout"],
+                )
+            # distributed's SSH processes inherit this process's dask config, which tells
+            # them (by path, on their host) which credentials to use.
+            with dask.config.set(remote_config):
+                cluster = SpecCluster(
+                    workers=workers,
+                    scheduler={
+                        "cls": SSHScheduler,
+                        "options": {
+                            "address": plan.scheduler,
+                            "connect_options": connect,
+                            "remote_python": python,
+                            "kwargs": scheduler_kwargs,
+                        },
+                    },
+                    name=context.deployment_id,
+                    silence_logs="warning",
+                    security=security,
+                )
+        except BaseException:
+            _remove_remote_dirs(remote_dirs, connect, options["connect_timeout"])
+            raise
         return Running(
             address=cluster.scheduler_address,
             cluster=cluster,
+            security=security,
             expected_workers=plan.total_workers,
             # The dashboard listens on the scheduler host's loopback: reach it by a tunnel.
             dashboard_link=None,
             stop=[lambda: _remove_remote_dirs(remote_dirs, connect, options["connect_timeout"])],
+            record={
+                "remote_dirs": remote_dirs,
+                "connect_options": recordable_connect_options(connect),
+            },
         )
 
 

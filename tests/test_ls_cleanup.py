@@ -1,0 +1,205 @@
+"""``daskdeploy ls``, ``daskdeploy cleanup`` and the reaper, on real deployments.
+
+Each case runs a real script in a subprocess (private TMPDIR and cache, a marker in the
+environment of every process it starts), then ends it the hard way (``kill -9``) or with
+``daskdeploy cleanup``, and proves that nothing is left: no process, no SLURM job, no file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import stat
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from daskdeploy import orphans, records
+from daskdeploy.sshhosts import recordable_connect_options
+
+HOLD = """\
+import sys, time
+import daskdeploy
+
+backend = sys.argv[1]
+workers = {} if backend == "ssh" else {"workers": 2}  # ssh: one worker per listed host
+client = daskdeploy.deploy(backend, quiet=True, **workers)
+print("READY", client.deployment.id, flush=True)
+time.sleep(300)
+"""
+
+GONE_BOUND = 15.0  # seconds from kill -9 of the owner to nothing listed
+
+
+def _start(sandbox, backend: str):
+    """Start the holding script; return (process, deployment id) once its workers are up."""
+    script = sandbox.script("hold.py", HOLD)
+    process = sandbox.popen([sys.executable, str(script), backend])
+    line = process.stdout.readline()
+    if not line.startswith("READY"):
+        process.kill()
+        pytest.fail(f"the script did not deploy: {line!r} {process.stderr.read()}")
+    return process, line.split()[1]
+
+
+def _stop(process) -> None:
+    if process.poll() is None:
+        process.kill()
+        process.wait(timeout=10)
+    process.stdout.close()
+    process.stderr.close()
+
+
+def _listed(sandbox) -> dict[str, dict]:
+    result = sandbox.run(sandbox.command("ls", "--json"), timeout=60)
+    assert result.returncode == 0, result.stderr
+    return {entry["id"]: entry for entry in json.loads(result.stdout)}
+
+
+def _wait_unlisted(deployment_id: str, timeout: float) -> float:
+    """Seconds until nothing of the deployment is found (record, job or process)."""
+    began = time.monotonic()
+    while orphans.find_deployment(deployment_id) is not None:
+        assert time.monotonic() - began < timeout, f"{deployment_id} still found"
+        time.sleep(0.05)
+    return time.monotonic() - began
+
+
+@pytest.fixture
+def sandbox_cache(sandbox, monkeypatch):
+    """Look in the sandbox's cache from this process too (records live there)."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(sandbox.cache_dir))
+    return sandbox
+
+
+def test_ls_lists_a_running_deployment_and_the_reaper_ends_it_after_kill_9(sandbox_cache):
+    sandbox = sandbox_cache
+    process, deployment_id = _start(sandbox, "local")
+    try:
+        table = sandbox.run(sandbox.command("ls"), timeout=60)
+        row = next(line for line in table.stdout.splitlines() if deployment_id in line)
+        assert row.split()[1:3] == ["local", "running"], table.stdout
+        assert f":{process.pid}" in row and "tcp://127.0.0.1:" in row
+        entry = _listed(sandbox)[deployment_id]
+        assert entry["state"] == "running" and entry["owner"]["pid"] == process.pid
+        assert len(entry["processes"]) >= 2, entry  # the two workers (and their helpers)
+
+        process.send_signal(signal.SIGKILL)
+        seconds = _wait_unlisted(deployment_id, GONE_BOUND)
+        print(f"\nkill -9 of the owner to nothing listed (reaper): {seconds:.2f} s")
+    finally:
+        _stop(process)
+    assert deployment_id not in _listed(sandbox)
+    sandbox.assert_clean()
+
+
+def test_cleanup_ends_a_running_deployment(sandbox_cache):
+    sandbox = sandbox_cache
+    process, deployment_id = _start(sandbox, "local")
+    try:
+        began = time.monotonic()
+        result = sandbox.run(sandbox.command("cleanup", deployment_id), timeout=60)
+        status = process.wait(timeout=20)
+        print(f"\ndaskdeploy cleanup of a running deployment: {time.monotonic() - began:.2f} s")
+    finally:
+        _stop(process)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"Ending {deployment_id} (local, running" in result.stdout
+    assert "SIGTERM" in result.stdout and f"Ended {deployment_id}" in result.stdout
+    assert status == 128 + signal.SIGTERM  # the owner's own teardown ran
+    assert orphans.find_deployment(deployment_id) is None
+    sandbox.assert_clean()
+
+
+def test_kill_9_on_slurm_leaves_no_job(slurm, sandbox_cache):
+    sandbox = sandbox_cache
+    sandbox.env.update(slurm.env)
+    process, deployment_id = _start(sandbox, "slurm")
+    try:
+        ours = [job for job in slurm.jobs() if job["name"] == deployment_id]
+        assert ours and all(job["comment"] == f"daskdeploy:{deployment_id}" for job in ours)
+        assert _listed(sandbox)[deployment_id]["slurm_jobs"], "ls shows no job"
+        process.send_signal(signal.SIGKILL)
+        began = time.monotonic()
+        while any(job["name"] == deployment_id for job in slurm.jobs()):
+            assert time.monotonic() - began < GONE_BOUND, slurm.jobs()
+            time.sleep(0.1)
+        seconds = time.monotonic() - began
+        print(f"\nkill -9 of a slurm owner to no job left (reaper): {seconds:.2f} s")
+        _wait_unlisted(deployment_id, GONE_BOUND)
+    finally:
+        _stop(process)
+    assert slurm.jobs() == []
+    sandbox.assert_clean()
+
+
+def test_kill_9_on_ssh_leaves_nothing_on_the_hosts(ssh_hosts, sandbox_cache):
+    from test_ssh import REMOTE, configure
+
+    sandbox = sandbox_cache
+    configure(sandbox, ssh_hosts)
+    process, deployment_id = _start(sandbox, "ssh")
+    remote_dir = Path(f"/tmp/daskdeploy-{deployment_id}")  # the namespace hosts share /tmp
+    try:
+        assert _listed(sandbox)[deployment_id]["ssh_hosts"] == list(dict.fromkeys(ssh_hosts.hosts))
+        process.send_signal(signal.SIGKILL)
+        began = time.monotonic()
+        while ssh_hosts.remote_processes(REMOTE) or remote_dir.exists():
+            assert time.monotonic() - began < GONE_BOUND, ssh_hosts.remote_processes(REMOTE)
+            time.sleep(0.1)
+        seconds = time.monotonic() - began
+        print(f"\nkill -9 of an ssh owner to no remote process or directory: {seconds:.2f} s")
+        _wait_unlisted(deployment_id, GONE_BOUND)
+    finally:
+        _stop(process)
+    sandbox.assert_clean()
+
+
+def test_bad_ids_are_refused(sandbox):
+    not_an_id = sandbox.run(sandbox.command("cleanup", "dd-00c0ffee", "nonsense"), timeout=60)
+    assert not_an_id.returncode == 2
+    assert "'nonsense' is not a deployment id" in not_an_id.stderr
+    unknown = sandbox.run(sandbox.command("cleanup", "dd-00c0ffee"), timeout=60)
+    assert unknown.returncode == 2
+    assert "No deployment dd-00c0ffee found" in unknown.stderr
+    assert "Known deployments:" in unknown.stderr
+
+
+def test_records_are_private_atomic_and_skip_unreadable_files(tmp_path, monkeypatch, caplog):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    record = records.DeploymentRecord.for_this_process(
+        "dd-0123abcd", "local", scheduler_address="tcp://127.0.0.1:1", data={"x": [1]}
+    )
+    path = records.write(record)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    (path.parent / "dd-99999999.json").write_text("{not json")
+    assert [r.id for r in records.read_all()] == ["dd-0123abcd"]
+    assert "dd-99999999.json" in caplog.text
+    assert records.read("dd-0123abcd") == record
+    assert record.owner_alive() is True
+    assert records.remove("dd-0123abcd") and not records.remove("dd-0123abcd")
+    assert sorted(os.listdir(path.parent)) == ["dd-99999999.json"]  # no temporary files
+
+
+def test_ssh_connect_options_are_recorded_without_secrets():
+    kept = recordable_connect_options(
+        {
+            "username": "me",
+            "port": 2222,
+            "known_hosts": None,
+            "client_keys": ["/home/me/.ssh/id_ed25519"],
+            "password": "hunter2",
+            "passphrase": "x",
+            "agent_path": object(),
+        }
+    )
+    assert kept == {
+        "username": "me",
+        "port": 2222,
+        "known_hosts": None,
+        "client_keys": ["/home/me/.ssh/id_ed25519"],
+    }

@@ -1,0 +1,151 @@
+"""TLS by default: only the deployment's own client and workers can connect.
+
+On each backend, against the real components (SLURM, sshd hosts, mpiexec): the scheduler
+listens on ``tls://``; a client on plain TCP and a client with other TLS credentials are
+both refused (so neither can run a task); the credential files are ``0600`` in a
+``0700`` directory while the deployment runs, and gone after it closes.
+"""
+
+from __future__ import annotations
+
+import stat
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import daskdeploy
+from conftest import run_batch_job
+from daskdeploy.credentials import shared_credentials_dir
+
+OUTSIDER_CHECK = '''
+def outsider_refusals(address):
+    """Try the scheduler as another user would: plain TCP, then foreign TLS credentials."""
+    from distributed import Client, Security
+
+    refused = []
+    for name, target, security in [
+        ("tcp", address.replace("tls://", "tcp://"), None),
+        ("foreign-tls", address, Security.temporary()),
+    ]:
+        try:
+            with Client(target, security=security, timeout=3) as outsider:
+                outsider.submit(sum, [1, 2]).result(timeout=3)
+        except Exception:
+            refused.append(name)
+    return refused
+'''
+namespace: dict = {}
+exec(OUTSIDER_CHECK, namespace)
+outsider_refusals = namespace["outsider_refusals"]
+
+
+def assert_private(directory: Path) -> None:
+    """0700 directory, 0600 files: ca.pem, cert.pem, key.pem."""
+    assert stat.S_IMODE(directory.stat().st_mode) == 0o700, directory
+    files = sorted(directory.iterdir())
+    assert [path.name for path in files] == ["ca.pem", "cert.pem", "key.pem"]
+    assert {stat.S_IMODE(path.stat().st_mode) for path in files} == {0o600}
+
+
+def assert_secured(client) -> None:
+    address = client.scheduler.address
+    assert address.startswith("tls://"), address
+    started = time.monotonic()
+    assert outsider_refusals(address) == ["tcp", "foreign-tls"]
+    assert client.submit(sum, [1, 2]).result() == 3  # the deployment's own client works
+    print(f"\noutsiders refused in {time.monotonic() - started:.2f} s")
+
+
+def test_local_listens_on_loopback_plain_by_default_and_tls_on_request(capsys):
+    with daskdeploy.deploy("local", workers=1, quiet=True, dashboard=False) as client:
+        assert client.scheduler.address.startswith("tcp://127.0.0.1:")
+    assert "without TLS" not in capsys.readouterr().err  # local's default: no warning
+    with daskdeploy.deploy("local", workers=1, quiet=True, dashboard=False, tls=True) as client:
+        assert_secured(client)
+        credentials = client.deployment.scratch_dir / "tls"
+        assert_private(credentials)
+    assert not credentials.exists()
+
+
+def test_slurm_uses_tls_by_default_and_warns_when_turned_off(slurm, capsys):
+    with daskdeploy.deploy("slurm", workers=1, quiet=True) as client:
+        assert_secured(client)
+        credentials = shared_credentials_dir(client.deployment.id)
+        assert_private(credentials)
+        assert f"--tls-key {credentials}/key.pem" in client.cluster.job_script()
+    assert not credentials.exists()
+    with daskdeploy.deploy("slurm", workers=1, quiet=True, tls=False) as client:
+        assert client.scheduler.address.startswith("tcp://")
+    assert "without TLS (tls=False)" in capsys.readouterr().err
+
+
+def test_allocation_workers_use_the_deployments_credentials(slurm, sandbox):
+    script = sandbox.script(
+        "secured.py",
+        OUTSIDER_CHECK + "import os, stat, daskdeploy\n"
+        "from daskdeploy.credentials import shared_credentials_dir\n"
+        "with daskdeploy.deploy('allocation', quiet=True) as client:\n"
+        "    print('ADDRESS', client.scheduler.address)\n"
+        "    print('REFUSED', *outsider_refusals(client.scheduler.address))\n"
+        "    print('RESULT', client.submit(sum, [1, 2]).result())\n"
+        "    print('WORKERS', len(client.scheduler_info()['workers']))\n"
+        "    directory = shared_credentials_dir(client.deployment.id)\n"
+        "    modes = [directory, *sorted(directory.iterdir())]\n"
+        "    print('MODES', *(oct(stat.S_IMODE(p.stat().st_mode)) for p in modes))\n",
+    )
+    status, log = run_batch_job(
+        sandbox, slurm, f"{sys.executable} {script}", "-N", "2", "-n", "2", "--mem-per-cpu=300"
+    )
+    assert status == 0, log
+    assert "ADDRESS tls://" in log, log
+    assert "REFUSED tcp foreign-tls" in log, log
+    assert "RESULT 3" in log and "WORKERS 2" in log, log
+    assert "MODES 0o700 0o600 0o600 0o600" in log, log
+    sandbox.assert_clean()
+
+
+def test_ssh_hosts_get_private_credentials_removed_at_close(ssh_hosts):
+    first, second, third = ssh_hosts.hosts
+    with daskdeploy.deploy(
+        "ssh",
+        hosts=[first, second, third],
+        connect_options=ssh_hosts.connect_options(),
+        quiet=True,
+    ) as client:
+        assert_secured(client)
+        remote = f"/tmp/daskdeploy-{client.deployment.id}/tls"  # the hosts' sessions use /tmp
+        for host in ssh_hosts.hosts:
+            modes = ssh_hosts.ssh(host, f"stat -c %a {remote} {remote}/ca.pem {remote}/key.pem")
+            assert modes.stdout.split() == ["700", "600", "600"], (host, modes)
+        assert_private(client.deployment.scratch_dir / "tls")  # the client's own copy
+    for host in ssh_hosts.hosts:
+        assert ssh_hosts.ssh(host, f"test -e {remote}").returncode == 1
+
+
+def test_mpi_ranks_share_credentials_by_message(mpiexec_path, sandbox):
+    script = sandbox.script(
+        "secured_mpi.py",
+        OUTSIDER_CHECK + "import daskdeploy\n"
+        "with daskdeploy.deploy('mpi', quiet=True) as client:\n"
+        "    print('ADDRESS', client.scheduler.address)\n"
+        "    print('REFUSED', *outsider_refusals(client.scheduler.address))\n"
+        "    print('RESULT', client.submit(sum, [1, 2]).result())\n",
+    )
+    result = sandbox.run([mpiexec_path, "-n", "3", sys.executable, str(script)], timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "ADDRESS tls://127.0.0.1:" in result.stdout, result.stdout
+    assert "REFUSED tcp foreign-tls" in result.stdout, result.stdout
+    assert "RESULT 3" in result.stdout
+    sandbox.assert_clean()
+
+
+@pytest.fixture(scope="module")
+def mpiexec_path() -> str:
+    from conftest import require
+    from daskdeploy.mpienv import find_mpiexec
+
+    mpiexec = find_mpiexec()
+    require(None if mpiexec else "no mpiexec next to this Python", "MPICH (pip install mpich)")
+    return mpiexec
