@@ -134,7 +134,7 @@ class Sandbox:
         assert not left, f"processes left running: {[p.cmdline() for p in left]}"
         leftovers = sorted(p.name for p in self.tmpdir.iterdir())
         assert not leftovers, f"files left in TMPDIR: {leftovers}"
-        for kind in ("slurm-logs", "rendezvous"):
+        for kind in ("slurm-logs", "rendezvous", "credentials"):
             shared = self.cache_dir / "daskdeploy" / kind
             left = sorted(p.name for p in shared.iterdir()) if shared.exists() else []
             assert not left, f"files left in {shared}: {left}"
@@ -260,6 +260,43 @@ def example_client():
         yield client
 
 
+def wait_for(condition, timeout: float, what: str, interval: float = 0.1):
+    """Poll ``condition()`` until it returns something true (returned); fail after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(interval)
+
+
+def submit_batch_job(
+    sandbox,
+    command: str | None,
+    *resources: str,
+    script: Path | None = None,
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
+) -> tuple[str, Path]:
+    """Submit ``command`` (or the batch ``script``) with sbatch; return (job id, output file)."""
+    output = sandbox.root / f"job-{time.monotonic_ns()}.out"
+    options = ["--parsable", f"--output={output}", "-t", "00:10:00", *resources]
+    target = [str(script)] if script else ["--wrap", command]
+    submitted = subprocess.run(
+        ["sbatch", *options, *target],
+        cwd=cwd or sandbox.root,
+        env=env or sandbox.env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert submitted.returncode == 0, submitted.stderr
+    return submitted.stdout.strip().split(";")[0], output
+
+
 def run_batch_job(
     sandbox,
     slurm,
@@ -275,20 +312,7 @@ def run_batch_job(
     Polls squeue every 0.2 s (``sbatch --wait`` polls at growing intervals of seconds) and
     reads the exit status from ``scontrol show job``.
     """
-    output = sandbox.root / f"job-{time.monotonic_ns()}.out"
-    options = ["--parsable", f"--output={output}", "-t", "00:10:00", *resources]
-    target = [str(script)] if script else ["--wrap", command]
-    submitted = subprocess.run(
-        ["sbatch", *options, *target],
-        cwd=cwd or sandbox.root,
-        env=env or sandbox.env,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
-    assert submitted.returncode == 0, submitted.stderr
-    job_id = submitted.stdout.strip().split(";")[0]
+    job_id, output = submit_batch_job(sandbox, command, *resources, script=script, cwd=cwd, env=env)
     deadline = time.monotonic() + timeout
     while any(job["id"] == job_id for job in slurm.jobs()):
         if time.monotonic() > deadline:
@@ -311,3 +335,187 @@ def ssh_hosts() -> Iterator[object]:
         yield hosts
     finally:
         hosts.stop()
+
+
+# ------------------------------------------------------------------------------ fault suite
+#
+# Tests tagged ``@pytest.mark.fault(case, backend)`` form one table: a fault (a killed
+# worker, a cancelled job, a signal, ...) on one backend. ``case`` and ``backend`` may name
+# the test's parameters in braces (``"{signum.name} to daskdeploy run"``). A tagged test
+# can report the time it measured with the ``record_fault`` fixture. At the end of the
+# session the terminal summary prints the table (case x backend: passed, failed or skipped
+# and the longest time measured) and one line of counts:
+# ``fault suite: N cases, P passed, F failed, S skipped``.
+
+#: Rows of the fault table, in the order they are printed.
+FAULT_CASES = (
+    "worker SIGKILL mid-task",
+    "scancel mid-run",
+    "walltime expiry mid-run",
+    "SIGINT to daskdeploy run",
+    "SIGTERM to daskdeploy run",
+    "kill -9 of the client",
+    "two deployments at once",
+    "bad input",
+)
+#: Columns of the fault table; "any" holds bad inputs that concern no one backend.
+FAULT_BACKENDS = ("local", "slurm", "allocation", "ssh", "mpi", "any")
+#: Cells where a case cannot happen, and why (tests/test_faults.py explains each).
+FAULT_NOT_APPLICABLE = {
+    **{(case, "any"): "not a backend" for case in FAULT_CASES if case != "bad input"},
+    **{
+        (case, backend): "no SLURM job"
+        for case in ("scancel mid-run", "walltime expiry mid-run")
+        for backend in ("local", "ssh")
+    },
+    ("scancel mid-run", "mpi"): "no job of its own",
+    ("walltime expiry mid-run", "mpi"): "no job of its own",
+    ("walltime expiry mid-run", "allocation"): "limit ends the job",
+    ("kill -9 of the client", "mpi"): "rank death ends run",
+}
+
+_OUTCOMES = ("passed", "failed", "xfailed", "skipped")
+_FAULT_KEY = pytest.StashKey["FaultResult"]()
+_FAULT_RESULTS = pytest.StashKey[list]()
+
+
+class FaultResult:
+    """Outcome and measured times of one tagged test."""
+
+    def __init__(self, case: str, backend: str, nodeid: str):
+        self.case = case
+        self.backend = backend
+        self.nodeid = nodeid
+        self.outcome: str | None = None
+        self.duration = 0.0  # of the test's call phase
+        self.seconds: list[float] = []
+        self.notes: list[str] = []
+        self.over = False  # the fault outlasted the case's bound (the time is a minimum)
+
+    def update(self, report: pytest.TestReport) -> None:
+        if report.when == "call":
+            self.duration = report.duration
+        if report.failed:
+            self.outcome = "failed"
+        elif hasattr(report, "wasxfail") and report.skipped:
+            self.outcome = "xfailed"  # a known bug, named in the test's xfail reason
+            self.notes.append(f"known bug: {report.wasxfail}")
+        elif report.skipped and self.outcome != "failed":
+            self.outcome = "skipped"
+        elif report.when == "call" and self.outcome is None:
+            self.outcome = "passed"
+
+    @property
+    def time(self) -> str:
+        """The longest time the test recorded, or ``~`` and its whole duration."""
+        if self.seconds:
+            return f"{'>' if self.over else ''}{max(self.seconds):.1f}s"
+        return f"~{self.duration:.1f}s" if self.outcome == "passed" else ""
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "fault(case, backend): the test is one case of the fault suite, printed in the table "
+        f"at the end; case is one of {', '.join(FAULT_CASES)}; backend one of "
+        f"{', '.join(FAULT_BACKENDS)}. Both may name test parameters in braces.",
+    )
+    config.stash[_FAULT_RESULTS] = []
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        marker = item.get_closest_marker("fault")
+        if marker is None:
+            continue
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        case, backend = (str(arg).format(**params) for arg in marker.args)
+        if case not in FAULT_CASES or backend not in FAULT_BACKENDS:
+            raise pytest.UsageError(
+                f"{item.nodeid}: fault({case!r}, {backend!r}) is not in the table: "
+                f"cases {FAULT_CASES}, backends {FAULT_BACKENDS}"
+            )
+        item.stash[_FAULT_KEY] = FaultResult(case, backend, item.nodeid)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    report = yield
+    result = item.stash.get(_FAULT_KEY, None)
+    if result is not None:
+        if report.when == "setup":
+            item.config.stash[_FAULT_RESULTS].append(result)
+        result.update(report)
+    return report
+
+
+@pytest.fixture
+def record_fault(request: pytest.FixtureRequest):
+    """``record_fault(seconds, note, over=False)``: report a time this fault case measured.
+
+    It is printed (seen with ``-s``) and the longest one goes into the fault table.
+    """
+    result = request.node.stash.get(_FAULT_KEY, None)
+    if result is None:
+        pytest.fail("record_fault is for tests marked @pytest.mark.fault(case, backend)")
+
+    def record(seconds: float, note: str = "", over: bool = False) -> None:
+        """``over``: the case gave up waiting after ``seconds``, the fault lasted longer."""
+        result.seconds.append(seconds)
+        result.notes.append(note)
+        result.over = result.over or over
+        more = " or more" if over else ""
+        print(f"\nfault: {result.case} on {result.backend}: {seconds:.2f} s{more} ({note})")
+
+    return record
+
+
+def _fault_cell(results: list[FaultResult], not_applicable: str | None) -> str:
+    if not results:
+        return "n/a" if not_applicable else "-"
+    counts = {kind: sum(r.outcome == kind for r in results) for kind in _OUTCOMES}
+    total = len(results)
+    if counts["failed"]:
+        text = f"FAIL {counts['failed']}/{total}"
+    elif counts["xfailed"]:
+        text = f"xfail {counts['xfailed']}/{total}" if total > 1 else "xfail"
+    elif counts["passed"]:
+        text = "pass" if total == 1 else f"{counts['passed']}/{total} pass"
+    else:
+        text = "skip" if total == 1 else f"skip {total}"
+    times = [r for r in results if r.outcome != "skipped" and r.time]
+    if times:
+        longest = max(times, key=lambda r: float(r.time.strip("~>s")))
+        text += f" {longest.time}"
+    return text
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    results: list[FaultResult] = config.stash.get(_FAULT_RESULTS, [])
+    if not results:
+        return
+    write = terminalreporter.write_line
+    terminalreporter.section("fault suite")
+    first = max(len(case) for case in FAULT_CASES) + 2
+    width = 17
+    write(("case".ljust(first) + "".join(b.ljust(width) for b in FAULT_BACKENDS)).rstrip())
+    for case in FAULT_CASES:
+        row = case.ljust(first)
+        for backend in FAULT_BACKENDS:
+            cell = [r for r in results if r.case == case and r.backend == backend]
+            row += _fault_cell(cell, FAULT_NOT_APPLICABLE.get((case, backend))).ljust(width)
+        write(row.rstrip())
+    write(
+        "(n/a: cannot happen there, see tests/test_faults.py; -: not run; xfail: a known bug, "
+        "see the list; time: the longest measured, > gave up waiting, ~ the whole test's)"
+    )
+    for r in results:
+        if r.case != "bad input":
+            note = "; ".join(n for n in r.notes if n)
+            line = f"  {r.outcome or 'not run':7} {r.time:>7}  {r.case} / {r.backend}: {r.nodeid}"
+            write(line + (f" ({note})" if note else ""))
+    outcomes = [r.outcome or "skipped" for r in results]
+    counts = ", ".join(f"{outcomes.count(kind)} {kind}" for kind in _OUTCOMES)
+    bad = [r for r in results if r.case == "bad input"]
+    among = f" (bad inputs: {len(bad)}, {sum(r.outcome == 'passed' for r in bad)} passed)"
+    write(f"fault suite: {len(results)} cases, {counts}" + (among if bad else ""))

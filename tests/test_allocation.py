@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 import daskdeploy
-from conftest import EXAMPLES, REPO, example_argv, expected_output
+from conftest import EXAMPLES, REPO, example_argv, expected_output, submit_batch_job
 from conftest import run_batch_job as sbatch
 
 PYTHON = sys.executable
@@ -92,7 +92,9 @@ def test_failing_script_fails_the_job_and_leaves_nothing(slurm, sandbox):
     sandbox.assert_clean()
 
 
-def test_cancelled_job_leaves_nothing(slurm, sandbox):
+@pytest.mark.fault("scancel mid-run", "allocation")
+def test_cancelled_job_leaves_nothing(slurm, sandbox, record_fault):
+    """scancel of the job you hold ends the run; nothing is left (no replacement)."""
     script = sandbox.script(
         "slow.py",
         "import time, daskdeploy\n"
@@ -100,16 +102,7 @@ def test_cancelled_job_leaves_nothing(slurm, sandbox):
         "print('READY', flush=True)\n"
         "time.sleep(300)\n",
     )
-    output = sandbox.root / "slow.out"
-    submitted = subprocess.run(
-        ["sbatch", "--parsable", f"--output={output}", "-n", "2", "--wrap", f"{PYTHON} {script}"],
-        cwd=sandbox.root,
-        env=sandbox.env,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    job_id = submitted.stdout.strip().split(";")[0]
+    job_id, output = submit_batch_job(sandbox, f"{PYTHON} {script}", "-n", "2")
     deadline = time.monotonic() + 60
     while "READY" not in (output.read_text() if output.exists() else ""):
         assert time.monotonic() < deadline, output.read_text() if output.exists() else "no output"
@@ -118,6 +111,7 @@ def test_cancelled_job_leaves_nothing(slurm, sandbox):
     slurm.run("scancel", job_id)
     assert slurm.wait_for_no_jobs(timeout=30)
     sandbox.assert_clean(timeout=15)
+    record_fault(time.monotonic() - cancelled, "whole job: to nothing left")
     assert time.monotonic() - cancelled < 30
 
 

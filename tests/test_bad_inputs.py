@@ -92,6 +92,14 @@ class Case:
         return "API" if self.call is not None else "CLI"
 
 
+def _fault(case_id: str) -> pytest.MarkDecorator:
+    """Each case is a row of the fault suite's table (conftest): under the backend it
+    names (``api-slurm-...``), or under "any"."""
+    named = case_id.split("-")[1]
+    backend = named if named in ("local", "slurm", "allocation", "ssh", "mpi") else "any"
+    return pytest.mark.fault("bad input", backend)
+
+
 def api(
     case_id: str,
     call: Callable[[], Any],
@@ -100,7 +108,11 @@ def api(
     setup: Callable[[Scene], None] | None = None,
     needs: tuple[str, ...] = (),
 ) -> Any:
-    return pytest.param(Case(expect, fragments, call=call, setup=setup, needs=needs), id=case_id)
+    return pytest.param(
+        Case(expect, fragments, call=call, setup=setup, needs=needs),
+        id=case_id,
+        marks=_fault(case_id),
+    )
 
 
 def cmd(
@@ -112,7 +124,9 @@ def cmd(
     needs: tuple[str, ...] = (),
 ) -> Any:
     return pytest.param(
-        Case(exit_code, fragments, args=tuple(args), setup=setup, needs=needs), id=case_id
+        Case(exit_code, fragments, args=tuple(args), setup=setup, needs=needs),
+        id=case_id,
+        marks=_fault(case_id),
     )
 
 

@@ -95,7 +95,8 @@ def test_exception_in_script_cleans_up(sandbox, launcher):
 
 @pytest.mark.parametrize("launcher", LAUNCHERS)
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
-def test_signal_during_computation_cleans_up_quickly(sandbox, launcher, signum):
+@pytest.mark.fault("{signum.name} to daskdeploy run", "local")
+def test_signal_during_computation_cleans_up_quickly(sandbox, launcher, signum, record_fault):
     script = sandbox.script("long.py", LONG_RUNNING)
     process = sandbox.popen(LAUNCHERS[launcher](sandbox, script))
     try:
@@ -114,4 +115,5 @@ def test_signal_during_computation_cleans_up_quickly(sandbox, launcher, signum):
     assert status in (expected, -signum, 1), status
     assert status != 0
     sandbox.assert_clean(timeout=10)
+    record_fault(time.monotonic() - sent, f"{launcher}: to nothing left, exit {elapsed:.1f} s")
     assert elapsed < 10, f"took {elapsed:.1f} s to exit after signal {signum}"

@@ -75,7 +75,10 @@ def sandbox_cache(sandbox, monkeypatch):
     return sandbox
 
 
-def test_ls_lists_a_running_deployment_and_the_reaper_ends_it_after_kill_9(sandbox_cache):
+@pytest.mark.fault("kill -9 of the client", "local")
+def test_ls_lists_a_running_deployment_and_the_reaper_ends_it_after_kill_9(
+    sandbox_cache, record_fault
+):
     sandbox = sandbox_cache
     process, deployment_id = _start(sandbox, "local")
     try:
@@ -90,6 +93,7 @@ def test_ls_lists_a_running_deployment_and_the_reaper_ends_it_after_kill_9(sandb
         process.send_signal(signal.SIGKILL)
         seconds = _wait_unlisted(deployment_id, GONE_BOUND)
         print(f"\nkill -9 of the owner to nothing listed (reaper): {seconds:.2f} s")
+        record_fault(seconds, "to nothing listed (reaper)")
     finally:
         _stop(process)
     assert deployment_id not in _listed(sandbox)
@@ -114,7 +118,8 @@ def test_cleanup_ends_a_running_deployment(sandbox_cache):
     sandbox.assert_clean()
 
 
-def test_kill_9_on_slurm_leaves_no_job(slurm, sandbox_cache):
+@pytest.mark.fault("kill -9 of the client", "slurm")
+def test_kill_9_on_slurm_leaves_no_job(slurm, sandbox_cache, record_fault):
     sandbox = sandbox_cache
     sandbox.env.update(slurm.env)
     process, deployment_id = _start(sandbox, "slurm")
@@ -129,6 +134,7 @@ def test_kill_9_on_slurm_leaves_no_job(slurm, sandbox_cache):
             time.sleep(0.1)
         seconds = time.monotonic() - began
         print(f"\nkill -9 of a slurm owner to no job left (reaper): {seconds:.2f} s")
+        record_fault(seconds, "to no job left (reaper)")
         _wait_unlisted(deployment_id, GONE_BOUND)
     finally:
         _stop(process)
@@ -136,7 +142,8 @@ def test_kill_9_on_slurm_leaves_no_job(slurm, sandbox_cache):
     sandbox.assert_clean()
 
 
-def test_kill_9_on_ssh_leaves_nothing_on_the_hosts(ssh_hosts, sandbox_cache):
+@pytest.mark.fault("kill -9 of the client", "ssh")
+def test_kill_9_on_ssh_leaves_nothing_on_the_hosts(ssh_hosts, sandbox_cache, record_fault):
     from test_ssh import REMOTE, configure
 
     sandbox = sandbox_cache
@@ -152,6 +159,7 @@ def test_kill_9_on_ssh_leaves_nothing_on_the_hosts(ssh_hosts, sandbox_cache):
             time.sleep(0.1)
         seconds = time.monotonic() - began
         print(f"\nkill -9 of an ssh owner to no remote process or directory: {seconds:.2f} s")
+        record_fault(seconds, "to no remote process or directory (reaper)")
         _wait_unlisted(deployment_id, GONE_BOUND)
     finally:
         _stop(process)

@@ -230,7 +230,10 @@ def _interrupt_mid_task(sandbox, command: list[str], signum: int) -> tuple[float
         ("daskdeploy-run", signal.SIGTERM),
     ],
 )
-def test_a_signal_ends_every_rank_quickly_even_mid_task(mpiexec, sandbox, launcher, signum):
+@pytest.mark.fault("{signum.name} to daskdeploy run", "mpi")
+def test_a_signal_ends_every_rank_quickly_even_mid_task(
+    mpiexec, sandbox, launcher, signum, record_fault
+):
     script = sandbox.script("endings.py", _ENDINGS)
     if launcher == "mpiexec":
         command = _script_command(mpiexec, 4, script, "busy")
@@ -238,6 +241,7 @@ def test_a_signal_ends_every_rank_quickly_even_mid_task(mpiexec, sandbox, launch
         command = sandbox.command("run", "--backend", "mpi", "-n", "2", str(script), "busy")
     gone_after, stderr = _interrupt_mid_task(sandbox, command, signum)
     print(f"\n{launcher} {signum.name}: every rank gone {gone_after:.2f} s after the signal")
+    record_fault(gone_after, f"{launcher}: to no rank left")
     assert "CommClosedError" not in stderr, stderr
     sandbox.assert_clean()
 
@@ -268,7 +272,10 @@ def test_a_rank_that_never_calls_deploy_is_explained_and_nothing_hangs(mpiexec, 
     sandbox.assert_clean()
 
 
-def test_a_rank_killed_mid_task_takes_the_run_down_and_leaves_no_files(mpiexec, sandbox):
+@pytest.mark.fault("worker SIGKILL mid-task", "mpi")
+def test_a_rank_killed_mid_task_takes_the_run_down_and_leaves_no_files(
+    mpiexec, sandbox, record_fault
+):
     """SIGKILL allows no clean-up: each rank's watchdog removes its scratch directory."""
     script = sandbox.script(
         "killed_rank.py",
@@ -279,6 +286,7 @@ def test_a_rank_killed_mid_task_takes_the_run_down_and_leaves_no_files(mpiexec, 
     )
     result, elapsed = _end_to_end(sandbox, _script_command(mpiexec, 4, script), timeout=60)
     print(f"\na worker rank killed with SIGKILL: exit {result.returncode} after {elapsed:.2f} s")
+    record_fault(elapsed, "the MPI run ends (MPI semantics): start to exit")
     assert result.returncode != 0
     assert elapsed < EXIT_BOUND, elapsed
     sandbox.assert_clean()
@@ -340,12 +348,14 @@ def test_open_mpi_runs_the_same_script(open_mpi, sandbox, how, status):
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
-def test_a_signal_to_open_mpi_ends_every_rank(open_mpi, sandbox, signum):
+@pytest.mark.fault("{signum.name} to daskdeploy run", "mpi")
+def test_a_signal_to_open_mpi_ends_every_rank(open_mpi, sandbox, signum, record_fault):
     script = sandbox.script("endings.py", _ENDINGS)
     sandbox.env.update(open_mpi_root_environment(4))
     command = [open_mpi, "-n", "4", PYTHON, str(script), "busy"]
     gone_after, stderr = _interrupt_mid_task(sandbox, command, signum)
     print(f"\nOpen MPI {signum.name}: every rank gone {gone_after:.2f} s after the signal")
+    record_fault(gone_after, "mpirun.openmpi: to no rank left")
     assert "CommClosedError" not in stderr, stderr
     sandbox.assert_clean()
 

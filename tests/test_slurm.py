@@ -13,21 +13,10 @@ import pytest
 from distributed import Client, wait
 
 import daskdeploy
-from conftest import EXAMPLES, REPO, example_argv, expected_output, run_batch_job
+from conftest import EXAMPLES, REPO, example_argv, expected_output, run_batch_job, wait_for
 from daskdeploy.backends.slurm import default_log_root
 
 pytest.importorskip("dask_jobqueue", reason="dask-jobqueue is part of daskdeploy[slurm]")
-
-
-def wait_for(condition, timeout: float, what: str, interval: float = 0.25):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(interval)
 
 
 def worker_count(client: Client) -> int:
@@ -96,7 +85,8 @@ def test_exception_in_the_script_cancels_every_job(slurm, sandbox):
     sandbox.assert_clean()
 
 
-def test_sigint_to_daskdeploy_run_cancels_every_job(slurm, sandbox):
+@pytest.mark.fault("SIGINT to daskdeploy run", "slurm")
+def test_sigint_to_daskdeploy_run_cancels_every_job(slurm, sandbox, record_fault):
     script = sandbox.script(
         "slow.py",
         "import time\nimport dask\nprint('running', flush=True)\ntime.sleep(120)\n",
@@ -107,10 +97,12 @@ def test_sigint_to_daskdeploy_run_cancels_every_job(slurm, sandbox):
     assert process.stdout.readline().strip() == "running"
     assert len(slurm.jobs()) == 2
     process.send_signal(signal.SIGINT)
+    sent = time.monotonic()
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 130, stderr
     assert not slurm.jobs()
     sandbox.assert_clean()
+    record_fault(time.monotonic() - sent, "idle workers: to no job and no process")
 
 
 def test_bad_partition_fails_fast_with_sbatch_reason(slurm):
@@ -242,6 +234,7 @@ def test_fixed_size_cluster_replaces_retired_workers(slurm):
         assert len(own_jobs(slurm, client)) == 2
 
 
+@pytest.mark.fault("walltime expiry mid-run", "slurm")
 def test_retiring_workers_are_replaced_without_losing_tasks(slurm):
     # Defined here so it is pickled by value: SLURM workers cannot import test modules.
     def _slow_identity(index: int) -> tuple[int, str]:

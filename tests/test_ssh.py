@@ -176,16 +176,24 @@ def test_exception_in_the_script_leaves_nothing(ssh_hosts, sandbox):
     sandbox.assert_clean()
 
 
-@pytest.mark.parametrize("how", ["SIGINT", "SIGKILL"])
-def test_interrupted_or_killed_client_leaves_nothing(ssh_hosts, sandbox, how, capsys):
+@pytest.mark.parametrize(
+    "how",
+    [
+        pytest.param("SIGINT", marks=pytest.mark.fault("SIGINT to daskdeploy run", "ssh")),
+        pytest.param("SIGKILL", marks=pytest.mark.fault("kill -9 of the client", "ssh")),
+    ],
+)
+def test_interrupted_or_killed_client_leaves_nothing(ssh_hosts, sandbox, how, capsys, record_fault):
     configure(sandbox, ssh_hosts)
     script = sandbox.script("slow.py", "import time\nprint('READY', flush=True)\ntime.sleep(120)\n")
     process = sandbox.popen(sandbox.command("run", "--backend", "ssh", str(script)))
     assert process.stdout.readline().strip() == "READY", process.stderr.read()
     assert ssh_hosts.remote_processes(REMOTE)
     process.send_signal(signal.SIGINT if how == "SIGINT" else signal.SIGKILL)
+    sent = time.monotonic()
     process.wait(timeout=60)
     gone = wait_remote_gone(ssh_hosts, timeout=60)
+    record_fault(time.monotonic() - sent, "idle workers: to no remote process")
     with capsys.disabled():
         print(f"\nssh: remote processes gone {gone:.2f} s after {how} to the client")
     remote_dir = Path(f"/tmp/daskdeploy-{deployment_id(process.stderr.read())}")

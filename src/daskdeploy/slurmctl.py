@@ -186,6 +186,33 @@ def cancel_jobs(name: str, *, wait: float = 30.0) -> list[SlurmJob]:
         time.sleep(0.2)
 
 
+def signal_step(job_id: str, step_name: str, signal_name: str = "TERM") -> bool:
+    """Send a signal to the tasks of the step named ``step_name`` in job ``job_id``.
+
+    Unlike signalling ``srun`` (which ends the step, SIGKILL to its tasks), this lets
+    the tasks act on it: clean up and exit. Returns whether such a step was found.
+    """
+    result = run_command(
+        ["squeue", "-h", "-s", "-j", job_id, "-o", f"%i{_FIELD}%j"],
+        timeout=_QUICK,
+        check=False,
+        what="listing job steps with squeue",
+    )
+    steps = [
+        step_id
+        for step_id, _, name in (line.partition(_FIELD) for line in result.stdout.splitlines())
+        if name.strip() == step_name
+    ]
+    for step_id in steps:
+        run_command(
+            ["scancel", f"--signal={signal_name}", step_id.strip()],
+            timeout=_QUICK,
+            check=False,
+            what="signalling a job step with scancel",
+        )
+    return bool(steps)
+
+
 def node_addresses(partition: str | None = None, names: Sequence[str] | None = None) -> list[str]:
     """Return the addresses (``NodeAddr``) of nodes, by partition and/or node name.
 

@@ -26,7 +26,6 @@ __all__ = [
     "preflight",
     "read_hostfile",
     "recordable_connect_options",
-    "remove_remote_directories",
 ]
 
 
@@ -227,40 +226,6 @@ def install_private_files(
         )
 
 
-def remove_remote_directories(
-    directories: Mapping[str, str], options: Mapping[str, Any], timeout: float
-) -> list[str]:
-    """Run ``rm -rf`` on every host for its directory; return the hosts where it failed."""
-    import asyncssh
-
-    async def remove(host: str, path: str) -> None:
-        # Wait (up to 5 s) for the host's scheduler/worker processes, whose command lines
-        # name the directory, to exit: one still closing would recreate files in it. This
-        # shell's own command line must not name it (nor may those of the same clean-up
-        # on hosts sharing a process table): the pattern brackets a letter and the path
-        # given to rm is split by an empty "".
-        cut = path.rstrip("/").rfind("/") + 1
-        pattern = shlex.quote(f"{path[:cut]}[{path[cut]}]{path[cut + 1 :]}")
-        split_path = f'{shlex.quote(path[:cut])}""{shlex.quote(path[cut:])}'
-        script = (
-            f"for i in 1 2 3 4 5 6 7 8 9 10; do pgrep -f {pattern} >/dev/null || break; "
-            f"sleep 0.5; done; rm -rf -- {split_path}"
-        )
-        async with asyncssh.connect(host, **options) as connection:
-            await connection.run(script, check=True)
-
-    async def remove_all() -> list[Any]:
-        jobs = (asyncio.wait_for(remove(h, p), timeout + 6) for h, p in directories.items())
-        return await asyncio.gather(*jobs, return_exceptions=True)
-
-    results = asyncio.run(remove_all())
-    return [
-        host
-        for host, result in zip(directories, results, strict=True)
-        if isinstance(result, BaseException)
-    ]
-
-
 _SECRET_WORDS = ("password", "passphrase", "secret", "token")
 
 
@@ -284,14 +249,23 @@ def recordable_connect_options(options: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def end_remote_deployment(
-    directories: Mapping[str, str], options: Mapping[str, Any], timeout: float, tag: str
+    directories: Mapping[str, str],
+    options: Mapping[str, Any],
+    timeout: float,
+    tag: str,
+    grace: float = 0.0,
 ) -> dict[str, str]:
     """On every host: end the processes whose command line holds ``tag``, remove the directory.
 
-    For ``daskdeploy cleanup`` of a deployment whose client died: its remote schedulers and
-    workers name their directory (``<tmp>/daskdeploy-<id>``) on their command lines.
-    SIGTERM, then SIGKILL after 3 s, then ``rm -rf``. Hosts are handled at once, each
-    within ``timeout`` seconds for connecting plus 10 s.
+    The remote schedulers and workers of a deployment name their directory
+    (``<tmp>/daskdeploy-<id>``) on their command lines. They get ``grace`` seconds to exit
+    on their own (a normal close has told them to), then SIGTERM, then SIGKILL 3 s later
+    (a worker busy in a pure-Python task does not stop sooner), then the directory goes:
+    one still closing would recreate files in it. Hosts are handled at once, each within
+    ``timeout`` seconds for connecting plus ``grace`` plus 10 s.
+
+    Used at close (``grace`` a few seconds) and by ``daskdeploy cleanup`` of a deployment
+    whose client died (no grace).
 
     Returns
     -------
@@ -303,12 +277,19 @@ def end_remote_deployment(
     if not re.fullmatch(r"[A-Za-z0-9_.-]+", tag):
         raise ValueError(f"unsafe process tag {tag!r}")
     pattern = shlex.quote(tag)
+    waits = " ".join(str(i) for i in range(max(0, round(grace / 0.25))))
+    wait_first = (
+        f"for i in {waits}; do pgrep -f {pattern} >/dev/null || break; sleep 0.25; done; "
+        if waits
+        else ""
+    )
 
     async def end(host: str, path: str) -> None:
         # The script goes to `sh -s` on standard input: a command line holding the tag
-        # (or the directory, which holds it) would be matched by pkill and killed itself.
+        # (or the directory, which holds it) would be matched by pkill and killed itself,
+        # and would keep pgrep on this or another host (sharing a process table) waiting.
         script = (
-            f"pkill -TERM -f {pattern}; for i in 1 2 3 4 5 6; do "
+            f"{wait_first}pkill -TERM -f {pattern}; for i in 1 2 3 4 5 6; do "
             f"pgrep -f {pattern} >/dev/null || break; sleep 0.5; done; "
             f"pkill -KILL -f {pattern}; rm -rf -- {shlex.quote(path)}; true\n"
         )
@@ -316,7 +297,7 @@ def end_remote_deployment(
             await connection.run("sh -s", input=script, check=True)
 
     async def end_all() -> list[Any]:
-        jobs = (asyncio.wait_for(end(h, p), timeout + 10) for h, p in directories.items())
+        jobs = (asyncio.wait_for(end(h, p), timeout + grace + 10) for h, p in directories.items())
         return await asyncio.gather(*jobs, return_exceptions=True)
 
     results = asyncio.run(end_all())

@@ -13,6 +13,7 @@ the scheduler and removes the scheduler file.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import signal
@@ -43,7 +44,7 @@ from .scheduler_cluster import scheduler_only_cluster
 
 __all__ = ["AllocationBackend"]
 
-_STOP_GRACE = 15.0  # seconds for the workers to leave after the scheduler closed
+_STOP_GRACE = 3.0  # seconds for the workers to leave after the scheduler closed
 
 
 class AllocationBackend(Backend):
@@ -155,7 +156,7 @@ class AllocationBackend(Backend):
                 options, allocation, layout, scheduler_file, context, credentials
             )
             log_path = context.scratch_dir / "workers.log"
-            step = _SrunStep.start(command, log_path)
+            step = _SrunStep.start(command, log_path, allocation.job_id, context.deployment_id)
         except BaseException:
             cluster.close()
             for undo in reversed(stop):
@@ -253,7 +254,17 @@ def _srun_command(
         + f' --name "{context.deployment_id}-$SLURM_PROCID"'
         + f' --local-directory "${WORKER_DIR_VARIABLE}"'
     )
-    shell = "; ".join([*worker_scratch_lines(context.deployment_id), run_worker])
+    # The worker runs in the background so that the shell can act on SIGTERM (which srun
+    # passes on) at once: pass it to the worker's nanny, wait, then remove the directory.
+    # A shell waiting for a foreground command would only act once the command ended.
+    shell = "; ".join(
+        [
+            *worker_scratch_lines(context.deployment_id),
+            f"{run_worker} & worker=$!",
+            "trap 'kill -TERM $worker 2>/dev/null' TERM INT",
+            "wait $worker; wait $worker",
+        ]
+    )
     return [
         "srun",
         f"--ntasks={layout.workers}",
@@ -280,13 +291,22 @@ def _lifetime_args(options: ResolvedOptions, allocation: Allocation) -> list[str
 class _SrunStep:
     """The ``srun`` process running the workers, with its output kept for diagnostics."""
 
-    def __init__(self, process: subprocess.Popen[bytes], log_path: Path, command: list[str]):
+    def __init__(
+        self,
+        process: subprocess.Popen[bytes],
+        log_path: Path,
+        command: list[str],
+        job_id: str,
+        name: str,
+    ):
         self.process = process
         self.log_path = log_path
         self.command = command
+        self.job_id = job_id
+        self.name = name
 
     @classmethod
-    def start(cls, command: list[str], log_path: Path) -> _SrunStep:
+    def start(cls, command: list[str], log_path: Path, job_id: str, name: str) -> _SrunStep:
         with open(log_path, "ab") as log:
             process = subprocess.Popen(
                 command,
@@ -295,7 +315,7 @@ class _SrunStep:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # Ctrl-C reaches us, and we stop the step in order
             )
-        return cls(process, log_path, command)
+        return cls(process, log_path, command, job_id, name)
 
     def _tail(self, lines: int = 15) -> str:
         try:
@@ -321,23 +341,30 @@ class _SrunStep:
         return f"Output of the srun step so far:\n{tail}" if tail else ""
 
     def stop(self) -> None:
-        """Wait for the step to end, then make it end.
+        """Wait briefly for the step to end, then make it end.
 
-        Runs after the scheduler closed, which tells every worker to shut down; the
-        workers' shells then remove their spill directories and the step ends by itself.
-        Signalling srun instead would make SLURM kill the tasks at once (SIGKILL), so that
-        is only the fallback.
+        Runs after the scheduler closed, which tells every worker to shut down: idle
+        workers leave within about a second, their shells remove their spill directories
+        and the step ends by itself. A worker busy in a pure-Python task does not stop
+        until the task ends, so after ``_STOP_GRACE`` the step's tasks get SIGTERM
+        (``scancel --signal=TERM``): each shell passes it to its worker's nanny, waits,
+        and removes its directory. srun itself is signalled only as the last resort,
+        5 s later: SLURM then kills the tasks outright.
         """
-        if self.process.poll() is not None:
+        if self._ended_within(_STOP_GRACE):
             return
-        try:
-            self.process.wait(timeout=_STOP_GRACE)
+        with contextlib.suppress(CommandError):
+            slurmctl.signal_step(self.job_id, self.name, "TERM")
+        if self._ended_within(5.0):
             return
-        except subprocess.TimeoutExpired:
-            pass
         self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
+        if not self._ended_within(5.0):
             self.process.kill()
             self.process.wait(timeout=5)
+
+    def _ended_within(self, seconds: float) -> bool:
+        try:
+            self.process.wait(timeout=seconds)
+        except subprocess.TimeoutExpired:
+            return False
+        return True

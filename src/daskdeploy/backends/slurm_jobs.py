@@ -29,6 +29,7 @@ from typing import Any
 from distributed.core import Status
 
 from .. import slurmctl
+from ..commands import CommandError, run_command
 from ..jobscripts import as_array_script
 
 
@@ -168,6 +169,23 @@ class DeploySLURMJob(SLURMJob):
         self.status = Status.running
 
 
+_ALIVE = {"PENDING", "CONFIGURING", "RUNNING", "SUSPENDED", "REQUEUED", "RESIZING"}
+
+
+def _job_state(job_id: str) -> str:
+    """SLURM's state of one job (or array task), "" once it is gone or unknown."""
+    try:
+        result = run_command(
+            ["squeue", "-h", "-j", str(job_id), "-o", "%T"],
+            timeout=10,
+            check=False,
+            what="asking squeue for a job's state",
+        )
+    except CommandError:
+        return ""
+    return result.stdout.strip().splitlines()[0].strip() if result.stdout.strip() else ""
+
+
 class DeploySLURMCluster(SLURMCluster):
     """:class:`dask_jobqueue.SLURMCluster` that replaces worker jobs which end on their own.
 
@@ -175,13 +193,18 @@ class DeploySLURMCluster(SLURMCluster):
     the walltime, the job was cancelled, the node failed) keeps its place in the plan, so
     neither a fixed-size cluster nor :class:`distributed.deploy.Adaptive` ever starts a
     replacement: the cluster silently shrinks, down to no workers at all. Here the job is
-    resubmitted under the same name about a second after its last worker left, unless the
-    worker was removed on purpose (scale down, adapt, close). A job that ends three times
+    resubmitted under the same name once its last worker left and SLURM says the job
+    ended, unless the worker was removed on purpose (scale down, adapt, close). A worker
+    that leaves while its job runs on is being restarted by its nanny, so that job is
+    kept (replaced only if none of its workers is back within ``restart_patience``
+    seconds). A job that ends three times
     within 30 s is not replaced again, so a crashing worker cannot loop forever.
     """
 
     job_cls = DeploySLURMJob
     replace_delay = 1.0
+    recheck_interval = 0.25
+    restart_patience = 60.0
     crash_window = 30.0
     crash_limit = 3
 
@@ -213,6 +236,27 @@ class DeploySLURMCluster(SLURMCluster):
         names = {spec_name + suffix for suffix in group} if group else {spec_name}
         if names & self.observed:
             return  # other workers of the same job still run
+        self._futures.add(asyncio.ensure_future(self._replace_once_ended(spec_name, names)))
+
+    async def _replace_once_ended(self, spec_name: str, names: set[str]) -> None:
+        """Replace the job of ``spec_name`` once SLURM says it ended.
+
+        A worker that left while its job still runs is most likely being restarted by
+        its nanny (after a crash, the memory limit, a kill): wait for it to come back
+        rather than cancel the job under it. Only a job that stays alive for
+        ``restart_patience`` seconds without any of its workers is replaced anyway.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = time.monotonic() + self.restart_patience
+        while True:
+            job = self.workers.get(spec_name)
+            if self.status != Status.running or job is None or names & self.observed:
+                return  # closing, removed on purpose, or the nanny brought the worker back
+            job_id = getattr(job, "job_id", None)
+            state = await loop.run_in_executor(None, _job_state, job_id) if job_id else ""
+            if state not in _ALIVE or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(self.recheck_interval)
         now = time.monotonic()
         recent = [t for t in self._replaced_at.get(spec_name, []) if now - t < self.crash_window]
         job = self.workers.pop(spec_name)

@@ -37,12 +37,12 @@ from ..options import (
 )
 from ..scheduler_watch import preload_text
 from ..sshhosts import (
+    end_remote_deployment,
     install_private_files,
     plan_hosts,
     preflight,
     read_hostfile,
     recordable_connect_options,
-    remove_remote_directories,
 )
 from .base import Availability, Backend, Running, StartContext
 
@@ -189,6 +189,10 @@ class SSHBackend(Backend):
             }
             for index, (host, count) in enumerate(plan.workers.items())
         }
+
+        def end_remote() -> None:
+            _end_remote(remote_dirs, connect, options["connect_timeout"], context.deployment_id)
+
         try:
             if credentials is not None:
                 install_private_files(
@@ -218,7 +222,7 @@ class SSHBackend(Backend):
                     security=security,
                 )
         except BaseException:
-            _remove_remote_dirs(remote_dirs, connect, options["connect_timeout"])
+            end_remote()
             raise
         return Running(
             address=cluster.scheduler_address,
@@ -227,7 +231,7 @@ class SSHBackend(Backend):
             expected_workers=plan.total_workers,
             # The dashboard listens on the scheduler host's loopback: reach it by a tunnel.
             dashboard_link=None,
-            stop=[lambda: _remove_remote_dirs(remote_dirs, connect, options["connect_timeout"])],
+            stop=[end_remote],
             record={
                 "remote_dirs": remote_dirs,
                 "connect_options": recordable_connect_options(connect),
@@ -263,13 +267,15 @@ def _bind(options: ResolvedOptions, host: str) -> dict[str, str]:
     return {"host": host}
 
 
-def _remove_remote_dirs(
-    directories: dict[str, str], connect: dict[str, Any], timeout: float
+def _end_remote(
+    directories: dict[str, str], connect: dict[str, Any], timeout: float, deployment_id: str
 ) -> None:
-    failed = remove_remote_directories(directories, connect, timeout)
+    """At close: give the remote processes 3 s to exit, end any left, remove the dirs."""
+    failed = end_remote_deployment(
+        directories, connect, timeout, f"daskdeploy-{deployment_id}", grace=3.0
+    )
     if failed:
         logger.warning(
-            "Could not remove daskdeploy's directory on %s: %s",
-            ", ".join(failed),
-            ", ".join(directories[host] for host in failed),
+            "Could not end daskdeploy's processes or remove its directory on %s",
+            "; ".join(f"{host} ({directories[host]}): {cause}" for host, cause in failed.items()),
         )
