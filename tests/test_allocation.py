@@ -163,29 +163,6 @@ def test_outside_an_allocation_the_backend_says_where_to_use_it(monkeypatch):
     assert daskdeploy.plan().backend.name == "local"  # auto does not pick it
 
 
-def test_time_to_workers_connected(slurm, sandbox, capsys):
-    """Report (not assert) the time from job start to N workers connected, N = 2 and 6."""
-    script = sandbox.script(
-        "timing.py",
-        "import time\n"
-        "import daskdeploy\n"
-        "client = daskdeploy.deploy('allocation', quiet=True)\n"
-        "print(f'CONNECTED {time.time():.3f}', flush=True)\n"
-        "client.close()\n",
-    )
-    lines = []
-    for tasks in (2, 6):
-        command = f"echo JOBSTART $(date +%s.%N); {PYTHON} {script}"
-        status, log = sbatch(sandbox, slurm, command, "-N", "3", "-n", str(tasks))
-        assert status == 0, log
-        started = float(log.split("JOBSTART ", 1)[1].split()[0])
-        connected = float(log.split("CONNECTED ", 1)[1].split()[0])
-        lines.append(f"{tasks} workers {connected - started:.2f} s")
-    with capsys.disabled():
-        print("\nallocation, job start to all workers connected: " + "; ".join(lines))
-    sandbox.assert_clean()
-
-
 RUNNER_SCRIPT = """\
 import os, sys
 import daskdeploy

@@ -8,6 +8,7 @@ environment of every process it starts), then ends it the hard way (``kill -9``)
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import stat
@@ -178,6 +179,7 @@ def test_bad_ids_are_refused(sandbox):
 
 def test_records_are_private_atomic_and_skip_unreadable_files(tmp_path, monkeypatch, caplog):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    caplog.set_level(logging.WARNING, logger="daskdeploy")
     record = records.DeploymentRecord.for_this_process(
         "dd-0123abcd", "local", scheduler_address="tcp://127.0.0.1:1", data={"x": [1]}
     )

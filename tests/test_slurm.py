@@ -52,7 +52,7 @@ def test_deploy_scale_up_and_down_leaves_no_job(slurm):
 def test_adapt_grows_under_load_and_shrinks_when_idle(slurm):
     with daskdeploy.deploy("slurm", adapt=[1, 4], quiet=True) as client:
         assert worker_count(client) == 1
-        futures = client.map(time.sleep, [0.5] * 120, pure=False)
+        futures = client.map(time.sleep, [0.5] * 48, pure=False)
         wait_for(lambda: worker_count(client) >= 3, 90, "adaptive scale-up")
         client.gather(futures)
         del futures

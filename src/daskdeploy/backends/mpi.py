@@ -57,6 +57,8 @@ logger = logging.getLogger(__name__)
 
 _STATUS_WAIT = 10.0  # seconds a serving rank waits for the script's status after its server ended
 _EXIT_DEADLINE = 10.0  # seconds for every rank to reach the final barrier before an abort
+_FAILED_START_DEADLINE = 2.0  # the same when the start failed (maybe for a missing rank)
+_ADDRESS_MARGIN = 15.0  # seconds beyond `timeout` for rank 0 to start the scheduler
 _CLOSE_GRACE = 5.0  # seconds a server gets to close once told to
 
 _served = False  # this process's world already served a deployment
@@ -193,7 +195,7 @@ class MPIBackend(Backend):
             try:
                 host = _agree_on_listen_host(world, options)
             except Exception:
-                _finish(world, 1, client_side=True)
+                _finish(world, 1, client_side=True, deadline=_FAILED_START_DEADLINE)
                 raise
             return _start_scheduler_and_client(world, options, context, host, threads)
         world.send(Roles.scheduler_rank, TAG_HELLO, {"rank": world.rank, "host": _hostname()})
@@ -347,7 +349,9 @@ def _dashboard_port(scheduler: Any) -> int | None:
     return getattr(getattr(scheduler, "http_server", None), "port", None)
 
 
-def _finish(world: Any, status: int, *, client_side: bool) -> bool:
+def _finish(
+    world: Any, status: int, *, client_side: bool, deadline: float = _EXIT_DEADLINE
+) -> bool:
     """The end of every rank: deliver the status (client), meet the others, let MPI go.
 
     Returns whether every rank arrived in time. The script's rank aborts the run when
@@ -356,10 +360,10 @@ def _finish(world: Any, status: int, *, client_side: bool) -> bool:
     if client_side:
         world.send_to_all(TAG_STATUS, status)
     world.flush(_CLOSE_GRACE)
-    arrived = world.barrier(_EXIT_DEADLINE)
+    arrived = world.barrier(deadline)
     if not arrived and client_side:
         print(
-            f"daskdeploy: not every MPI rank finished within {_EXIT_DEADLINE:g} s of the "
+            f"daskdeploy: not every MPI rank finished within {deadline:g} s of the "
             f"script's end; aborting the MPI run so that none is left behind.",
             file=sys.stderr,
             flush=True,
@@ -494,10 +498,14 @@ def _serve_worker_rank(
 
 
 def _scheduler_address(world: Any, options: ResolvedOptions) -> dict[str, Any]:
-    """Rank 0's message: the scheduler's address and host, or why there is none."""
+    """Rank 0's message: the scheduler's address and host, or why there is none.
+
+    Waits longer than rank 0 waits for the other ranks' hellos (``timeout``), so that
+    rank 0's explanation of a missing rank arrives before this rank gives up.
+    """
     return world.receive(
         TAG_ADDRESS,
-        options["timeout"],
+        options["timeout"] + _ADDRESS_MARGIN,
         source=Roles.scheduler_rank,
         waiting_for="the scheduler's address from rank 0",
     )
@@ -545,11 +553,13 @@ def _start_client(
     stop = _client_stop(world)
     try:
         message = _scheduler_address(world, options)
-        if "error" in message:
-            raise DeploymentError(f"MPI rank 0 could not start the scheduler: {message['error']}")
     except BaseException:
-        stop()
+        _finish(world, 1, client_side=True, deadline=_FAILED_START_DEADLINE)
         raise
+    if "error" in message:
+        # The ranks that are alive end at once on rank 0's error; a missing one never will.
+        _finish(world, 1, client_side=True, deadline=_FAILED_START_DEADLINE)
+        raise DeploymentError(f"MPI rank 0 could not start the scheduler: {message['error']}")
     same_host = message["host"] == _hostname()
     port = message.get("dashboard_port")
     if port and not same_host:
@@ -579,7 +589,7 @@ def _start_scheduler_and_client(
         )
     except Exception as exc:
         world.send_to_all(TAG_ADDRESS, {"error": f"the scheduler failed to start: {exc}"})
-        _finish(world, 1, client_side=True)
+        _finish(world, 1, client_side=True, deadline=_FAILED_START_DEADLINE)
         raise
     world.send_to_all(TAG_ADDRESS, _address_message(running.address, None, credentials))
     running.check = _failed_workers(world, roles)

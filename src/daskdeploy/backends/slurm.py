@@ -256,6 +256,7 @@ class SlurmBackend(Backend):
                 scheduler_options=_scheduler_options(options),
                 submitter=submitter,
                 security=security,
+                retire_after=_earliest_retirement(options),
                 **_job_kwargs(options, job_name, log_dir.path),
             )
         except BaseException:
@@ -375,6 +376,16 @@ def _job_kwargs(options: ResolvedOptions, job_name: str, log_dir: str) -> dict[s
         "interface": options["interface"],
         "log_directory": None,
     }
+
+
+def _earliest_retirement(options: ResolvedOptions) -> float | None:
+    """Seconds after which a worker may leave at the end of its lifetime (None: never)."""
+    walltime = slurmctl.parse_walltime(options["walltime"])
+    args = lifetime_args(options["lifetime"], walltime)
+    if not args:
+        return None
+    values = dict(zip(args[::2], (float(value.rstrip("s")) for value in args[1::2]), strict=True))
+    return values["--lifetime"] - values.get("--lifetime-stagger", 0.0)
 
 
 def _preview_script(options: ResolvedOptions) -> str:

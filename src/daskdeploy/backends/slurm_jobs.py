@@ -208,12 +208,18 @@ class DeploySLURMCluster(SLURMCluster):
     crash_window = 30.0
     crash_limit = 3
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, retire_after: float | None = None, **kwargs: Any) -> None:
         self._replaced_at: dict[str, list[float]] = {}
+        self._joined_at: dict[str, float] = {}
+        self.retire_after = retire_after
         super().__init__(*args, **kwargs)
 
     def _update_worker_status(self, op: str, msg: Any) -> None:
         name = None
+        if op == "add":
+            now = time.monotonic()
+            for info in msg.get("workers", {}).values():
+                self._joined_at[str(info.get("name"))] = now
         if op == "remove":
             name = self.scheduler_info["workers"].get(msg, {}).get("name")
         super()._update_worker_status(op, msg)
@@ -221,6 +227,15 @@ class DeploySLURMCluster(SLURMCluster):
             asyncio.get_running_loop().call_later(
                 self.replace_delay, self._replace_if_ended, str(name)
             )
+
+    def _retired(self, worker_name: str) -> bool:
+        """Whether the worker left at the end of its lifetime (it will not come back)."""
+        joined = self._joined_at.get(worker_name)
+        return (
+            self.retire_after is not None
+            and joined is not None
+            and time.monotonic() - joined >= self.retire_after
+        )
 
     def _spec_name(self, worker_name: str) -> str | None:
         if worker_name in self.worker_spec:
@@ -236,18 +251,24 @@ class DeploySLURMCluster(SLURMCluster):
         names = {spec_name + suffix for suffix in group} if group else {spec_name}
         if names & self.observed:
             return  # other workers of the same job still run
-        self._futures.add(asyncio.ensure_future(self._replace_once_ended(spec_name, names)))
+        self._futures.add(
+            asyncio.ensure_future(
+                self._replace_once_ended(spec_name, names, patient=not self._retired(worker_name))
+            )
+        )
 
-    async def _replace_once_ended(self, spec_name: str, names: set[str]) -> None:
+    async def _replace_once_ended(self, spec_name: str, names: set[str], patient: bool) -> None:
         """Replace the job of ``spec_name`` once SLURM says it ended.
 
-        A worker that left while its job still runs is most likely being restarted by
-        its nanny (after a crash, the memory limit, a kill): wait for it to come back
-        rather than cancel the job under it. Only a job that stays alive for
-        ``restart_patience`` seconds without any of its workers is replaced anyway.
+        A worker that left before its lifetime while its job still runs is most likely
+        being restarted by its nanny (after a crash, the memory limit, a kill): wait for
+        it to come back rather than cancel the job under it. Only a job that stays alive
+        for ``restart_patience`` seconds without any of its workers is replaced anyway.
+        A worker that retired at its lifetime is replaced at once (``patient=False``): its
+        job takes seconds to end, and the cluster would be short of it meanwhile.
         """
         loop = asyncio.get_running_loop()
-        deadline = time.monotonic() + self.restart_patience
+        deadline = time.monotonic() + (self.restart_patience if patient else 0.0)
         while True:
             job = self.workers.get(spec_name)
             if self.status != Status.running or job is None or names & self.observed:
