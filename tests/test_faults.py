@@ -16,9 +16,9 @@ walltime expiry   n/a [2]        here,          n/a [4]        n/a [2]        n/
                                  test_slurm
 SIGINT to run     test_cleanup   test_slurm     here           test_ssh       test_mpi
 SIGTERM to run    test_cleanup   here           here           here           test_mpi
-kill -9 of client test_ls_clean. test_ls_clean. not yet [5]    test_ls_clean. n/a [1]
+kill -9 of client test_ls_clean. test_ls_clean. here [5]       test_ls_clean. n/a [1]
                                                                test_ssh
-two at once       here           here           not yet        not yet        not yet
+two at once       here           here           here           here           here
 bad inputs        test_bad_inputs (89 cases: API and CLI, under the backend they concern)
 ================= ============== ============== ============== ============== ============
 
@@ -42,8 +42,8 @@ ssh, and on slurm a worker that its nanny restarted more slowly than 1 s cost it
 4. Reaching the job's time limit ends the allocation itself, script included, and no
    replacement can start in it; ``test_allocation.py`` checks that the workers' lifetime
    comes from the job's time left.
-5. Applies (the reaper runs inside the job too); not covered yet, like the other
-   "not yet" cells.
+5. The client is the batch script: its death ends the job, SLURM ends the srun step,
+   and the reaper (outside the job's process group) removes the files.
 
 Workloads are small (0.2 s tasks); the busy cases run pure-Python loops, which hold the
 GIL and ignore cancellation: the hardest case for a fast stop. Times are printed (``-s``)
@@ -414,8 +414,10 @@ TWO_AT_ONCE = """\
 import sys
 import daskdeploy
 
-with daskdeploy.deploy(sys.argv[1], workers=2, quiet=True) as client:
-    total = client.submit(sum, range(int(sys.argv[2]))).result()
+backend, size = sys.argv[1], int(sys.argv[2])
+sized = {"workers": 2} if backend in ("local", "slurm") else {}  # the others: from the launch
+with daskdeploy.deploy(backend, quiet=True, **sized) as client:
+    total = client.submit(sum, range(size)).result()
     workers = sorted(client.scheduler_info(n_workers=-1)["workers"])
     print("SCHEDULER", client.scheduler.address)
     print("WORKERS", " ".join(workers))
@@ -423,37 +425,103 @@ with daskdeploy.deploy(sys.argv[1], workers=2, quiet=True) as client:
     print("ID", client.deployment.id)
     print("TOTAL", total, flush=True)
 """
+_TWO_AT_ONCE_KEYS = ("SCHEDULER", "WORKERS", "SCRATCH", "ID", "TOTAL")
 
 
-@pytest.mark.parametrize("backend", ["local", "slurm"])
-@pytest.mark.fault("two deployments at once", "{backend}")
-def test_two_deployments_at_once(request, sandbox, record_fault, backend):
-    slurm = request.getfixturevalue("slurm") if backend == "slurm" else None
-    if slurm is not None:
-        sandbox.env.update(slurm.env)  # SLURM_CONF, if the sandbox came first
-    script = sandbox.script("both.py", TWO_AT_ONCE)
-    started = time.monotonic()
+def _run_two_at_once(sandbox, backend: str, script, components) -> list[str]:
+    """Start two deployments of ``backend`` at once; return the output of each."""
+    sizes = (100, 200)
+    if backend == "allocation":  # two batch jobs, each deploying in its own allocation
+        jobs = [
+            submit_batch_job(sandbox, f"{PYTHON} {script} allocation {n}", "-N", "2", "-n", "2")
+            for n in sizes
+        ]
+        slurm = components["slurm"]
+        wait_for(lambda: not slurm.jobs(), 120, "both batch jobs to end")
+        return [output.read_text() for _, output in jobs]
+    launch = [PYTHON]
+    if backend == "mpi":
+        from daskdeploy.mpienv import find_mpiexec
+
+        launch = [find_mpiexec(), "-n", "4", PYTHON]
     runs = [
         subprocess.Popen(
-            [PYTHON, str(script), backend, str(n)],
+            [*launch, str(script), backend, str(n)],
             env=sandbox.env,
             cwd=sandbox.root,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
         )
-        for n in (100, 200)
+        for n in sizes
     ]
     outputs = [run.communicate(timeout=120) for run in runs]
-    elapsed = time.monotonic() - started
     for run, (_, err) in zip(runs, outputs, strict=True):
         assert run.returncode == 0, err
-    seen = [dict(line.split(" ", 1) for line in out.splitlines()) for out, _ in outputs]
-    assert [s["TOTAL"] for s in seen] == [str(sum(range(100))), str(sum(range(200)))]
+    return [out for out, _ in outputs]
+
+
+@pytest.mark.parametrize("backend", ["local", "slurm", "allocation", "ssh", "mpi"])
+@pytest.mark.fault("two deployments at once", "{backend}")
+def test_two_deployments_at_once(request, sandbox, record_fault, backend):
+    """Two runs of one script at the same time on one machine: each gets its own
+    scheduler, workers, scratch directory and id, computes its own result, and nothing
+    of either is left."""
+    components = {}
+    if backend in ("slurm", "allocation"):
+        components["slurm"] = request.getfixturevalue("slurm")
+        sandbox.env.update(components["slurm"].env)  # SLURM_CONF, if the sandbox came first
+    if backend == "ssh":
+        components["ssh_hosts"] = request.getfixturevalue("ssh_hosts")
+        _ssh_config(sandbox, components["ssh_hosts"])
+    script = sandbox.script("both.py", TWO_AT_ONCE)
+    started = time.monotonic()
+    outputs = _run_two_at_once(sandbox, backend, script, components)
+    elapsed = time.monotonic() - started
+    seen = [
+        dict(line.split(" ", 1) for line in out.splitlines() if line.startswith(_TWO_AT_ONCE_KEYS))
+        for out in outputs
+    ]
+    assert [s.get("TOTAL") for s in seen] == [str(sum(range(100))), str(sum(range(200)))], outputs
     assert seen[0]["SCHEDULER"] != seen[1]["SCHEDULER"]
     assert not set(seen[0]["WORKERS"].split()) & set(seen[1]["WORKERS"].split())
     assert seen[0]["SCRATCH"] != seen[1]["SCRATCH"] and seen[0]["ID"] != seen[1]["ID"]
-    if slurm is not None:
-        assert slurm.wait_for_no_jobs(timeout=30)
+    wait_for(lambda: not _left_over(sandbox, **components), 15, "nothing of either run left")
     sandbox.assert_clean()
     record_fault(elapsed, "both runs, start to end")
+
+
+KILLED_IN_ALLOCATION = """\
+import time
+import daskdeploy
+
+client = daskdeploy.deploy("allocation", quiet=True)
+print("READY", client.deployment.id, flush=True)
+time.sleep(300)
+"""
+
+
+def _runs(process: psutil.Process, script: str) -> bool:
+    try:
+        return script in process.cmdline()
+    except psutil.Error:  # gone, or a zombie
+        return False
+
+
+@pytest.mark.fault("kill -9 of the client", "allocation")
+def test_kill_9_of_the_client_in_an_allocation(slurm, sandbox, record_fault):
+    """The script holding the client dies with SIGKILL inside its batch job: the job ends
+    (its batch script was the client), SLURM ends the srun step, and the reaper removes
+    the files. Nothing of the run is left."""
+    sandbox.env.update(slurm.env)
+    script = sandbox.script("killed.py", KILLED_IN_ALLOCATION)
+    _, output = submit_batch_job(sandbox, f"{PYTHON} {script}", "-N", "2", "-n", "2")
+    wait_for(lambda: output.exists() and "READY" in output.read_text(), 60, "READY")
+    (client,) = [p for p in processes_with_marker(sandbox.marker) if _runs(p, str(script))]
+    killed = time.monotonic()
+    client.kill()
+    wait_for(lambda: not _left_over(sandbox, slurm=slurm), KILL_BOUND, "nothing left")
+    sandbox.assert_clean(timeout=KILL_BOUND)
+    seconds = time.monotonic() - killed
+    print(f"\nkill -9 of the client in an allocation: nothing left after {seconds:.2f} s")
+    record_fault(seconds, "to no job, process or file")
