@@ -16,6 +16,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from .procinfo import is_running
+
 __all__ = ["make_scratch_dir", "new_deployment_id", "remove_scratch_dir", "sweep_stale"]
 
 PREFIX = "daskdeploy-"
@@ -49,16 +51,6 @@ def remove_scratch_dir(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def sweep_stale(base: str | os.PathLike[str] | None = None) -> list[Path]:
     """Remove this user's scratch directories whose owner process no longer exists.
 
@@ -69,7 +61,7 @@ def sweep_stale(base: str | os.PathLike[str] | None = None) -> list[Path]:
     with contextlib.suppress(OSError):
         for entry in root.iterdir():
             match = _PATTERN.match(entry.name)
-            if not match or not entry.is_dir() or _pid_alive(int(match.group(2))):
+            if not match or not entry.is_dir() or is_running(int(match.group(2))):
                 continue
             with contextlib.suppress(OSError):
                 if entry.stat().st_uid != os.getuid():
