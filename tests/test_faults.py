@@ -282,7 +282,10 @@ def _ssh_config(sandbox, ssh_hosts) -> None:
 
 def _left_over(sandbox, slurm=None, ssh_hosts=None) -> list[str]:
     """What of a run is still there: local processes, SLURM jobs, remote processes."""
-    left = [" ".join(p.cmdline()[:4]) for p in processes_with_marker(sandbox.marker)]
+    left = []
+    for process in processes_with_marker(sandbox.marker):
+        with contextlib.suppress(psutil.Error):  # it may end between listing and asking
+            left.append(" ".join(process.cmdline()[:4]))
     if slurm is not None:
         left += [f"job {job['id']} {job['state']}" for job in slurm.jobs()]
     if ssh_hosts is not None:
