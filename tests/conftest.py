@@ -519,3 +519,12 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
     bad = [r for r in results if r.case == "bad input"]
     among = f" (bad inputs: {len(bad)}, {sum(r.outcome == 'passed' for r in bad)} passed)"
     write(f"fault suite: {len(results)} cases, {counts}" + (among if bad else ""))
+
+
+def report_figures(text: str) -> dict:
+    """The worker line and CPU efficiency of a printed ``--report``; asserts it is there."""
+    assert "CPU-efficiency report for dd-" in text, text
+    workers = re.search(r"^  workers +(.+)$", text, re.M)
+    efficiency = re.search(r"^  CPU efficiency +([\d.]+)%$", text, re.M)
+    assert workers and efficiency, text
+    return {"workers": workers.group(1), "efficiency": float(efficiency.group(1))}

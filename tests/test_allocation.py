@@ -11,7 +11,14 @@ from pathlib import Path
 import pytest
 
 import daskdeploy
-from conftest import EXAMPLES, REPO, example_argv, expected_output, submit_batch_job
+from conftest import (
+    EXAMPLES,
+    REPO,
+    example_argv,
+    expected_output,
+    report_figures,
+    submit_batch_job,
+)
 from conftest import run_batch_job as sbatch
 
 PYTHON = sys.executable
@@ -38,11 +45,13 @@ def test_examples_run_unchanged_across_nodes(
         command = prefix + " ".join([PYTHON, *script])
     else:
         choice = [] if backend == "auto" else ["--backend", backend]
-        command = " ".join([PYTHON, "-m", "daskdeploy", "run", *choice, *script])
+        command = " ".join([PYTHON, "-m", "daskdeploy", "run", "--report", *choice, *script])
     status, log = sbatch(sandbox, slurm, command, "-N", "2", "-n", "3", "--mem-per-cpu=1500")
     assert status == 0, log
     assert expected in log, log
     assert "on allocation: 3 workers" in log, log
+    if launcher != "python":
+        assert report_figures(log)["workers"].startswith("3 x 1 thread")
     assert slurm.wait_for_no_jobs(timeout=30)
     sandbox.assert_clean()
 

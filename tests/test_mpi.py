@@ -16,7 +16,15 @@ from pathlib import Path
 
 import pytest
 
-from conftest import EXAMPLES, REPO, example_argv, expected_output, require, wait_until_gone
+from conftest import (
+    EXAMPLES,
+    REPO,
+    example_argv,
+    expected_output,
+    report_figures,
+    require,
+    wait_until_gone,
+)
 from conftest import run_batch_job as sbatch
 from daskdeploy.mpienv import MPICH, find_mpiexec, launcher_family, open_mpi_root_environment
 
@@ -100,7 +108,15 @@ def test_examples_run_unchanged_under_mpiexec(
 
 def test_daskdeploy_run_starts_mpiexec_with_workers_plus_two_ranks(mpiexec, sandbox):
     command = sandbox.command(
-        "run", "--backend", "mpi", "-n", "2", str(EXAMPLES / "pi.py"), "--samples", "200000"
+        "run",
+        "--backend",
+        "mpi",
+        "-n",
+        "2",
+        "--report",
+        str(EXAMPLES / "pi.py"),
+        "--samples",
+        "200000",
     )
     result, elapsed = _end_to_end(sandbox, command)
     print(f"\ndaskdeploy run --backend mpi -n 2 pi.py: {elapsed:.2f} s wall")
@@ -108,6 +124,7 @@ def test_daskdeploy_run_starts_mpiexec_with_workers_plus_two_ranks(mpiexec, sand
     assert f"launching {mpiexec} -n 4 " in result.stderr, result.stderr
     assert "on mpi: 2 workers x 1 thread" in result.stderr, result.stderr
     assert "pi ~ 3.1" in result.stdout, result.stdout
+    assert report_figures(result.stderr)["workers"].startswith("2 x 1 thread")
     sandbox.assert_clean()
 
 

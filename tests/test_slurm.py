@@ -13,7 +13,15 @@ import pytest
 from distributed import Client, wait
 
 import daskdeploy
-from conftest import EXAMPLES, REPO, example_argv, expected_output, run_batch_job, wait_for
+from conftest import (
+    EXAMPLES,
+    REPO,
+    example_argv,
+    expected_output,
+    report_figures,
+    run_batch_job,
+    wait_for,
+)
 from daskdeploy.backends.slurm import default_log_root
 
 pytest.importorskip("dask_jobqueue", reason="dask-jobqueue is part of daskdeploy[slurm]")
@@ -197,11 +205,15 @@ def test_examples_run_unchanged_on_slurm(
         sandbox.env.update(DASKDEPLOY_BACKEND="slurm", DASK_DASKDEPLOY__SLURM__WORKERS="2")
         command = [sys.executable, script, *argv]
     else:
-        command = sandbox.command("run", "--backend", "slurm", "--workers", "2", script, *argv)
+        command = sandbox.command(
+            "run", "--backend", "slurm", "--workers", "2", "--report", script, *argv
+        )
     result = sandbox.run(command)
     assert result.returncode == 0, result.stderr
     assert expected in result.stdout, (expected, result.stdout)
     assert "on slurm: 2 workers" in result.stderr
+    if launcher == "daskdeploy-run":
+        assert report_figures(result.stderr)["workers"].startswith("2 x 1 thread")
     assert not slurm.jobs()
     sandbox.assert_clean()
 

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 import daskdeploy
-from conftest import EXAMPLES, example_argv, expected_output
+from conftest import EXAMPLES, example_argv, expected_output, report_figures
 
 pytest.importorskip("asyncssh", reason="asyncssh is part of daskdeploy[ssh]")
 
@@ -82,11 +82,12 @@ def test_examples_run_unchanged(ssh_hosts, sandbox, example_client, airline_dir,
     expected = expected_output(name, argv, example_client)
     configure(sandbox, ssh_hosts)
     result = sandbox.run(
-        sandbox.command("run", "--backend", "ssh", str(EXAMPLES / f"{name}.py"), *argv)
+        sandbox.command("run", "--backend", "ssh", "--report", str(EXAMPLES / f"{name}.py"), *argv)
     )
     assert result.returncode == 0, result.stderr
     assert expected in result.stdout
     assert "on ssh: 4 workers" in result.stderr
+    assert report_figures(result.stderr)["workers"].startswith("4 x 1 thread")
     wait_remote_gone(ssh_hosts)
     sandbox.assert_clean()
 

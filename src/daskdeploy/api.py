@@ -136,6 +136,15 @@ class Plan:
             )
             client = DeployedClient.for_deployment(deployment, owner=True)
             _wait_for_workers(client, deployment)
+            deployment.ready_after = time.monotonic() - deployment.started_at
+            if self.options.get("report"):
+                from .efficiency import started_meter_or_none
+
+                deployment.meter = started_meter_or_none(
+                    client,
+                    label=f"{deployment_id} on {self.backend.name}",
+                    startup_seconds=deployment.ready_after,
+                )
         except BaseException as exc:
             deployment.teardown()
             if isinstance(exc, DaskDeployError) or not isinstance(exc, Exception):

@@ -95,6 +95,7 @@ def _collect_options(
     memory_per_worker: str | None,
     assignments: Iterable[str],
     quiet: bool = False,
+    report: bool = False,
 ) -> dict[str, Any]:
     options = _parse_assignments(assignments)
     flags = {
@@ -102,6 +103,7 @@ def _collect_options(
         "threads_per_worker": threads_per_worker,
         "memory_per_worker": memory_per_worker,
         "quiet": True if quiet else None,
+        "report": True if report else None,
     }
     for name, value in flags.items():
         if value is not None:
@@ -184,7 +186,25 @@ def cli() -> None:
     "whether it would accept it (sbatch --test-only); start and submit nothing.",
 )
 @click.option("--no-check", is_flag=True, help="With --dry-run: do not ask the resource manager.")
-@click.option("--quiet", "-q", is_flag=True, help="Do not print the deployment summary.")
+@click.option(
+    "--quiet",
+    "-q",
+    is_flag=True,
+    help="Do not print the deployment summary, and draw no progress bar.",
+)
+@click.option(
+    "--report",
+    is_flag=True,
+    help="At the end, print a CPU-efficiency report (like seff): wall and CPU time, CPU "
+    "efficiency, tasks, data movement, peak memory per worker, and hints when "
+    "efficiency is low. Same as --option report=true.",
+)
+@click.option(
+    "--progress/--no-progress",
+    default=None,
+    help="Draw a progress bar of running computations on stderr (default: when stderr "
+    "is a terminal and --quiet is not given).",
+)
 @click.argument("script", type=_SCRIPT, callback=_script_not_an_option)
 @click.argument("script_args", nargs=-1, type=click.UNPROCESSED)
 def run(
@@ -197,6 +217,8 @@ def run(
     dry_run: bool,
     no_check: bool,
     quiet: bool,
+    report: bool,
+    progress: bool | None,
     script: Path,
     script_args: tuple[str, ...],
 ) -> None:
@@ -213,12 +235,15 @@ def run(
       daskdeploy run --backend slurm -n 8 --option walltime=01:00:00 my_analysis.py
       daskdeploy run --backend slurm --dry-run my_analysis.py   # job script + sbatch check
       daskdeploy run --backend mpi -n 4 my_analysis.py  # mpiexec -n 6: 4 workers
+      daskdeploy run --report -n 2 my_analysis.py   # CPU efficiency and hints at the end
     """
     from . import lifecycle
     from .api import plan_from
     from .runner import run_script
 
-    options = _collect_options(workers, threads_per_worker, memory_per_worker, assignments, quiet)
+    options = _collect_options(
+        workers, threads_per_worker, memory_per_worker, assignments, quiet, report
+    )
     deployment_plan = _api_call(plan_from, backend, profile, options, "command line")
     # The same command on every rank, for backends that start under a launcher (mpi).
     per_rank = [
@@ -228,6 +253,8 @@ def run(
         "run",
         *_flags(backend, profile, workers, threads_per_worker, memory_per_worker, assignments),
         *(["--quiet"] if quiet else []),
+        *(["--report"] if report else []),
+        *([] if progress is None else ["--progress" if progress else "--no-progress"]),
         str(script.resolve()),
         *script_args,
     ]
@@ -251,14 +278,30 @@ def run(
         click.echo("daskdeploy: interrupted while starting; nothing was left running.", err=True)
         sys.exit(INTERRUPTED_EXIT)
     status = 1
+    bar = _progress_bar(client, quiet, progress)
+    streams = sys.stdout, sys.stderr
     try:
         lifecycle.set_ambient(client.deployment)
+        if bar is not None:
+            sys.stdout, sys.stderr = bar.guard(sys.stdout), bar.guard(sys.stderr)
         status = run_script(script, script_args)
         lifecycle.set_exit_status(status)
     finally:
+        if bar is not None:
+            sys.stdout, sys.stderr = streams
+            bar.stop()
         lifecycle.set_ambient(None)
         client.close()
     sys.exit(status)
+
+
+def _progress_bar(client: Any, quiet: bool, wanted: bool | None) -> Any:
+    """Start the progress bar if asked for, or by default on a terminal without --quiet."""
+    if wanted is False or (wanted is None and (quiet or not sys.stderr.isatty())):
+        return None
+    from .progress import ProgressBar
+
+    return ProgressBar(client, sys.stderr, dashboard=client.dashboard_link).start()
 
 
 def _flags(

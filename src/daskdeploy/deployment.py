@@ -14,16 +14,20 @@ from __future__ import annotations
 import logging
 import sys
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from distributed import Client
 
 from . import lifecycle
 from .backends.base import Running
 from .options import ResolvedOptions
+
+if TYPE_CHECKING:
+    from .efficiency import EfficiencyMeter, EfficiencyReport
 
 __all__ = ["DeployedClient", "Deployment"]
 
@@ -54,6 +58,9 @@ class Deployment:
     scratch_dir: Path
     running: Running | None = None
     client: DeployedClient | None = None
+    started_at: float = field(default_factory=time.monotonic, repr=False)
+    ready_after: float | None = None
+    meter: EfficiencyMeter | None = field(default=None, repr=False)
     _cleanups: list[tuple[str, Callable[[], Any]]] = field(default_factory=list, repr=False)
     _lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
     closed: bool = False
@@ -81,6 +88,57 @@ class Deployment:
         if running.cluster is not None:
             self.add_cleanup(f"close {type(running.cluster).__name__}", running.cluster.close)
 
+    def measure(self) -> EfficiencyMeter:
+        """Start measuring CPU efficiency from now on; returns the running meter.
+
+        ``meter.report()`` then gives an :class:`~daskdeploy.efficiency.EfficiencyReport`
+        for the time since this call. With the ``report`` option (``daskdeploy run
+        --report``) a meter starts when the workers have connected and its report is
+        printed to stderr when the deployment closes.
+
+        Raises
+        ------
+        RuntimeError
+            The deployment has no connected client.
+        """
+        from .efficiency import EfficiencyMeter
+
+        if self.client is None or self.closed:
+            raise RuntimeError(f"Deployment {self.id} has no connected client to measure.")
+        return EfficiencyMeter(
+            self.client, label=f"{self.id} on {self.backend}", startup_seconds=self.ready_after
+        ).start()
+
+    def efficiency(self) -> EfficiencyReport:
+        """The CPU-efficiency report since the deployment's workers connected.
+
+        Needs the ``report`` option (``deploy(..., report=True)``); otherwise start a
+        meter at the point you choose with :meth:`measure`.
+
+        Raises
+        ------
+        RuntimeError
+            No meter runs because the ``report`` option is off.
+        """
+        if self.meter is None:
+            raise RuntimeError(
+                "No efficiency measurement runs for this deployment: deploy with "
+                "report=True (daskdeploy run --report), or call deployment.measure() "
+                "and then meter.report()."
+            )
+        return self.meter.report()
+
+    def print_report(self) -> None:
+        """Print the efficiency report to stderr, once, if a meter runs."""
+        meter, self.meter = self.meter, None
+        if meter is None:
+            return
+        try:
+            text = meter.stop().format()
+        except Exception as exc:
+            text = f"daskdeploy: no CPU-efficiency report: {exc}"
+        print(text, file=sys.stderr, flush=True)
+
     def teardown(self) -> None:
         """Close the client and run every clean-up step; safe to call more than once.
 
@@ -88,6 +146,8 @@ class Deployment:
         """
         with self._lock:
             client = self.client
+            if client is not None and client.status == "running":
+                self.print_report()
             if client is not None and client.status not in ("closed", "newly-created"):
                 try:
                     Client.close(client)
@@ -196,6 +256,8 @@ class DeployedClient(Client):
 
     def close(self, timeout: Any = None) -> Any:
         """Close the client and, if it owns its deployment, tear the deployment down."""
+        if self._owns_deployment and getattr(self, "deployment", None) is not None:
+            self.deployment.print_report()
         try:
             if timeout is None:
                 return super().close()

@@ -255,6 +255,12 @@ COMMON_OPTIONS: tuple[Option, ...] = (
         "Do not print the one-line summary (backend, workers, dashboard link) to stderr.",
     ),
     Option(
+        "report",
+        boolean,
+        "Measure the run and print a CPU-efficiency report (like seff: CPU efficiency, "
+        "tasks, memory, hints) to stderr when the deployment closes.",
+    ),
+    Option(
         "tls",
         boolean,
         "Encrypt and authenticate every connection with TLS credentials made for this "
