@@ -27,6 +27,10 @@ _EXPORTS = {
     "available_backends": "daskdeploy.registry",
     "BackendStatus": "daskdeploy.registry",
     "DeployedClient": "daskdeploy.deployment",
+    "EfficiencyMeter": "daskdeploy.efficiency",
+    "EfficiencyReport": "daskdeploy.efficiency",
+    "HostLoad": "daskdeploy.efficiency",
+    "WorkerUsage": "daskdeploy.efficiency",
     "Deployment": "daskdeploy.deployment",
     "save_profile": "daskdeploy.profiles",
     "delete_profile": "daskdeploy.profiles",
@@ -47,9 +51,13 @@ __all__ = [
     "DeployedClient",
     "Deployment",
     "DeploymentError",
+    "EfficiencyMeter",
+    "EfficiencyReport",
+    "HostLoad",
     "OptionError",
     "Plan",
     "UnknownBackendError",
+    "WorkerUsage",
     "__version__",
     "available_backends",
     "delete_profile",
@@ -62,6 +70,7 @@ __all__ = [
 if TYPE_CHECKING:
     from .api import Plan, deploy, plan
     from .deployment import DeployedClient, Deployment
+    from .efficiency import EfficiencyMeter, EfficiencyReport, HostLoad, WorkerUsage
     from .errors import (
         BackendUnavailableError,
         ConfigError,
