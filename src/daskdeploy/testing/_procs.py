@@ -1,4 +1,7 @@
-"""Process helpers shared by the local test-infrastructure harnesses (stdlib only, Linux)."""
+"""Process helpers shared by the local test-infrastructure harnesses (Linux).
+
+``is_running`` and ``ancestors`` are daskdeploy's own (:mod:`daskdeploy.procinfo`).
+"""
 
 from __future__ import annotations
 
@@ -7,10 +10,11 @@ import shutil
 import signal
 import sys
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from ..procinfo import ancestors, is_running, wait_gone
 
 __all__ = [
     "POLL",
@@ -52,33 +56,9 @@ def proc_stat(pid: int) -> tuple[str, int] | None:
         return None
 
 
-def is_running(pid: int) -> bool:
-    """True unless ``pid`` is gone or a zombie (dead, waiting to be reaped)."""
-    stat = proc_stat(pid)
-    return stat is not None and stat[0] not in ("Z", "X")
-
-
-def ancestors() -> set[int]:
-    """Return this process and all its ancestors: never kill those."""
-    pids: set[int] = set()
-    pid = os.getpid()
-    while pid > 0 and pid not in pids:
-        pids.add(pid)
-        stat = proc_stat(pid)
-        if stat is None:
-            break
-        pid = stat[1]
-    return pids
-
-
 def wait_not_running(pids: list[int], timeout: float) -> list[int]:
     """Wait until every pid is gone or a zombie; return those still running at timeout."""
-    deadline = time.monotonic() + timeout
-    while True:
-        left = [pid for pid in pids if is_running(pid)]
-        if not left or time.monotonic() >= deadline:
-            return left
-        time.sleep(POLL)
+    return wait_gone(pids, timeout, poll=POLL)
 
 
 def tail(path: Path, lines: int = _LOG_TAIL_LINES) -> str:
