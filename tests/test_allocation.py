@@ -254,6 +254,8 @@ def test_sbatch_templates_run_the_main_job(slurm, sandbox, template):
     assert status == 0, log
     assert log.count("pi ~ 3.14") == 1, log
     assert "done at" in log
+    if template == "allocation.sbatch":
+        assert report_figures(log)["workers"].startswith("4 x 1 thread")
     assert slurm.wait_for_no_jobs(timeout=30)
     sandbox.assert_clean()
 

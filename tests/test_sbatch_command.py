@@ -359,4 +359,4 @@ def test_allocation_template_is_accepted_by_slurm(slurm) -> None:
     result = slurm.run("sbatch", "--test-only", str(template))
     assert result.returncode == 0, result.stderr
     assert "using 4 processors on nodes" in result.stderr
-    assert "\ndaskdeploy run --backend allocation examples/pi.py\n" in template.read_text()
+    assert "\ndaskdeploy run --backend allocation --report examples/pi.py\n" in template.read_text()

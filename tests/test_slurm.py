@@ -279,5 +279,6 @@ def test_driver_job_template_runs_the_main_job(slurm, sandbox):
     assert status == 0, log
     assert re.search(r"pi ~ 3\.14", log), log
     assert "on slurm: 8 workers" in log and "Driver job done" in log
+    assert report_figures(log)["workers"].startswith("8 x 1 thread")
     assert slurm.wait_for_no_jobs(timeout=30)
     sandbox.assert_clean()
