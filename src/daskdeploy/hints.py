@@ -187,7 +187,8 @@ def _idle_hint(report: EfficiencyReport) -> str:
     idle = 1 - (report.busy_fraction or 0.0)
     if report.tasks < report.threads:
         return (
-            f"Not enough parallel work: {report.tasks} tasks for {report.threads} worker "
+            f"Not enough parallel work: {report.tasks} task{'s' if report.tasks != 1 else ''} "
+            f"for {report.threads} worker "
             f"threads, so workers sat idle {idle:.0%} of the time. Split the work into at "
             f"least {2 * report.threads} tasks (smaller chunks or partitions)."
         )
