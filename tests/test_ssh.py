@@ -132,7 +132,7 @@ def _bad(ssh_hosts, tmp_path, case: str) -> dict:
         ("silent port", "no SSH answer within 3"),
         ("wrong key", "authentication failed"),
         ("unknown host", "no-such-host.invalid"),
-        ("bad remote python", "cannot import distributed"),
+        ("bad remote python", "could not report its distributed version"),
     ],
 )
 def test_bad_hosts_fail_fast_naming_host_and_cause(ssh_hosts, tmp_path, case, says):

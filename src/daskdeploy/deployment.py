@@ -188,7 +188,9 @@ class Deployment:
             print(self.summary(), file=sys.stderr, flush=True)
         warning = self._plain_tcp_warning()
         if warning:
-            logger.warning(warning)
+            # Printed, and logged below WARNING: Python's last-resort handler would
+            # otherwise print it a second time when the program configured no logging.
+            logger.info(warning)
             print(warning, file=sys.stderr, flush=True)
 
     def _plain_tcp_warning(self) -> str | None:
