@@ -97,7 +97,11 @@ def demo(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Run the benchmarks and write their results under benchmarks/results/."""
-    session.install("-e", ".[all]")
-    session.run("python", "benchmarks/bench_local.py", *session.posargs)
-    session.run("python", "benchmarks/bench_slurm.py", *session.posargs)
+    """Run every benchmark (benchmarks/run_all.py): JSON, figures and a markdown report.
+
+    Writes benchmarks/results/benchmarks.json and PNG figures; pass its options after
+    ``--``, e.g. ``nox -s bench -- --smoke`` or ``nox -s bench -- --sections scaling``.
+    Backends whose components are missing are reported as skipped.
+    """
+    session.install("-e", ".[all,bench]")
+    session.run("python", "benchmarks/run_all.py", *session.posargs)

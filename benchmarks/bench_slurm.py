@@ -38,7 +38,6 @@ import gc
 import importlib.util
 import json
 import os
-import platform
 import signal
 import statistics
 import sys
@@ -49,6 +48,8 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from common import LoadMeter, background_note, loadavg, machine_info, median, ratio
+
 __all__ = ["main"]
 
 DEFAULT_JSON = Path(__file__).resolve().parent / "results" / "slurm.json"
@@ -58,8 +59,6 @@ JOBS_RUNNING_TARGET = 0.7
 JOBS_RUNNING_TARGET_N = 16
 CONNECTED_TARGET = 1.0
 """Maximum ratio daskdeploy / raw of the time until all workers are connected, at every N."""
-BACKGROUND_WARN = 0.2
-"""Average CPU cores used by other processes above which the table warns."""
 
 DEFAULT_WORKERS = (2, 8, 16)
 DEFAULT_REPEATS = 3
@@ -73,15 +72,6 @@ RUNNING_GRACE_SECONDS = 30.0
 WORKER_MODULE = "distributed.cli.dask_worker"
 DD_PREFIX = "dd-"
 SIDES = ("daskdeploy", "raw")
-
-
-def _median(values: Sequence[float | None]) -> float | None:
-    present = [v for v in values if v is not None]
-    return statistics.median(present) if present else None
-
-
-def _ratio(a: float | None, b: float | None) -> float | None:
-    return a / b if a is not None and b else None
 
 
 @contextlib.contextmanager
@@ -132,70 +122,6 @@ def _slurm_environment(env: dict[str, str]) -> Iterator[None]:
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-class LoadMeter:
-    """Measure the CPU time used by processes other than the benchmark's own.
-
-    Own means this process and its descendants (the SLURM daemons among them) plus every
-    process carrying the LocalSlurm marker in its environment (``slurmstepd`` and the job
-    tasks: the workers). ``with meter.interval() as sample:`` fills
-    ``sample["background_cores"]``: system-wide busy CPU seconds minus own ones, divided by
-    the wall time; ``None`` without psutil.
-    """
-
-    def __init__(self, marker: tuple[str, str] | None = None) -> None:
-        try:
-            import psutil
-        except ImportError:
-            self._psutil: Any = None
-        else:
-            self._psutil = psutil
-            self._me = psutil.Process()
-        self._marker = marker
-
-    @property
-    def available(self) -> bool:
-        """Whether psutil is installed, so background load can be measured."""
-        return self._psutil is not None
-
-    def _system_busy(self) -> float:
-        times = self._psutil.cpu_times()
-        idle = times.idle + getattr(times, "iowait", 0.0)
-        total = sum(getattr(times, f) for f in times._fields if f not in ("guest", "guest_nice"))
-        return total - idle
-
-    def _own(self) -> float:
-        psutil = self._psutil
-        t = os.times()  # this process plus every child that has exited and been reaped
-        used = t.user + t.system + t.children_user + t.children_system
-        procs = {p.pid: p for p in self._me.children(recursive=True)}
-        if self._marker is not None:
-            name, value = self._marker
-            for p in psutil.process_iter():
-                if p.pid in procs or p.pid == self._me.pid:
-                    continue
-                with contextlib.suppress(psutil.Error):
-                    if p.environ().get(name) == value:
-                        procs[p.pid] = p
-        for p in procs.values():
-            with contextlib.suppress(psutil.Error):
-                ct = p.cpu_times()
-                used += ct.user + ct.system + ct.children_user + ct.children_system
-        return used
-
-    @contextlib.contextmanager
-    def interval(self) -> Iterator[dict[str, float | None]]:
-        """Yield a dict that holds ``background_cores`` once the block has finished."""
-        sample: dict[str, float | None] = {"background_cores": None}
-        if self._psutil is None:
-            yield sample
-            return
-        busy0, own0, t0 = self._system_busy(), self._own(), time.perf_counter()
-        yield sample
-        busy1, own1, t1 = self._system_busy(), self._own(), time.perf_counter()
-        other = (busy1 - busy0) - (own1 - own0)
-        sample["background_cores"] = max(0.0, other) / max(t1 - t0, 1e-9)
 
 
 class QueueWatcher:
@@ -390,7 +316,7 @@ class Runner:
             "jobs_listed": watcher.t_listed - t0 if watcher.t_listed is not None else None,
             "close": close_s,
             "background_cores": load["background_cores"],
-            "squeue_seconds_median": _median(watcher.squeue_seconds),
+            "squeue_seconds_median": median(watcher.squeue_seconds),
             "squeue_errors": len(watcher.errors),
             "job_ids": [job["id"] for job in watcher.jobs],
             "squeue_timeline": [
@@ -443,26 +369,26 @@ class Runner:
 def _summarise_scaling(n: int, runs: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
     keys = ("jobs_running", "connected", "jobs_listed", "close", "worker_cpu_seconds_mean")
     medians = {
-        side: {key: _median([run[key] for run in runs[side]]) for key in keys} for side in SIDES
+        side: {key: median([run[key] for run in runs[side]]) for key in keys} for side in SIDES
     }
-    ratio = {
-        key: _ratio(medians["daskdeploy"][key], medians["raw"][key])
+    ratios = {
+        key: ratio(medians["daskdeploy"][key], medians["raw"][key])
         for key in ("jobs_running", "connected")
     }
     paired = {
-        key: _median(
-            [_ratio(d[key], r[key]) for d, r in zip(runs["daskdeploy"], runs["raw"], strict=True)]
+        key: median(
+            [ratio(d[key], r[key]) for d, r in zip(runs["daskdeploy"], runs["raw"], strict=True)]
         )
         for key in ("jobs_running", "connected")
     }
     passed: dict[str, bool | None] = {
         "jobs_running": (
-            ratio["jobs_running"] <= JOBS_RUNNING_TARGET
-            if n == JOBS_RUNNING_TARGET_N and ratio["jobs_running"] is not None
+            ratios["jobs_running"] <= JOBS_RUNNING_TARGET
+            if n == JOBS_RUNNING_TARGET_N and ratios["jobs_running"] is not None
             else None
         ),
-        "connected": ratio["connected"] <= CONNECTED_TARGET
-        if ratio["connected"] is not None
+        "connected": ratios["connected"] <= CONNECTED_TARGET
+        if ratios["connected"] is not None
         else None,
     }
     late = sum(
@@ -475,24 +401,24 @@ def _summarise_scaling(n: int, runs: dict[str, list[dict[str, Any]]]) -> dict[st
         "workers": n,
         "runs": runs,
         "medians": medians,
-        "ratio": ratio,
+        "ratio": ratios,
         "paired_ratio_median": paired,
         "pass": passed,
         "running_seen_after_connect": late,
-        "background_cores_median": _median(
+        "background_cores_median": median(
             [run["background_cores"] for side in SIDES for run in runs[side]]
         ),
     }
 
 
 def _summarise_cpu(samples: dict[str, list[float]], background: list[float | None]) -> dict:
-    medians = {side: _median(samples[side]) for side in SIDES}
+    medians = {side: median(samples[side]) for side in SIDES}
     return {
         "workers": 1,
         "cpu_seconds": samples,
         "medians": medians,
-        "ratio": _ratio(medians["daskdeploy"], medians["raw"]),
-        "background_cores_median": _median(background),
+        "ratio": ratio(medians["daskdeploy"], medians["raw"]),
+        "background_cores_median": median(background),
     }
 
 
@@ -542,49 +468,11 @@ def run_benchmark(slurm: Any, args: argparse.Namespace, meter: LoadMeter) -> dic
 # ------------------------------------------------------------------------ reporting
 
 
-def _machine_info(slurm_version: str | None) -> dict[str, Any]:
-    import dask
-    import dask_jobqueue
-    import distributed
-
-    import daskdeploy
-
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        usable = os.cpu_count()
-    info: dict[str, Any] = {
-        "cpu_count": os.cpu_count(),
-        "usable_cpus": usable,
-        "python": sys.version.split()[0],
-        "implementation": platform.python_implementation(),
-        "platform": platform.platform(),
-        "machine": platform.machine(),
-        "dask": dask.__version__,
-        "distributed": distributed.__version__,
-        "dask_jobqueue": dask_jobqueue.__version__,
-        "daskdeploy": daskdeploy.__version__,
-        "slurm": slurm_version,
-    }
-    with contextlib.suppress(ImportError):
-        import psutil
-
-        info["memory_bytes"] = psutil.virtual_memory().total
-    return info
-
-
 def _slurm_version(slurm: Any) -> str | None:
     result = slurm.run("sinfo", "--version")
     if result.returncode != 0:
         return None
     return result.stdout.strip() or None
-
-
-def _loadavg() -> list[float] | None:
-    try:
-        return list(os.getloadavg())
-    except (AttributeError, OSError):
-        return None
 
 
 def _fmt(value: float | None, spec: str = ".2f") -> str:
@@ -593,15 +481,6 @@ def _fmt(value: float | None, spec: str = ".2f") -> str:
 
 def _mark(ok: bool | None) -> str:
     return "" if ok is None else ("PASS" if ok else "MISS")
-
-
-def _background_line(cores: float | None, cpus: int | None) -> str:
-    if cores is None:
-        return "   background load: not measured (install psutil)"
-    line = f"   background load from other processes: {cores:.2f} of {cpus} cores (median)"
-    if cores > BACKGROUND_WARN:
-        line += "  <- WARNING: machine busy, wall-clock numbers unreliable"
-    return line
 
 
 def format_report(result: dict[str, Any]) -> str:
@@ -668,7 +547,7 @@ def format_report(result: dict[str, Any]) -> str:
             f"   note: in {late} run(s) squeue showed the jobs RUNNING only after the workers "
             f"had connected (squeue slower than the workers: a busy machine)"
         )
-    lines.append(_background_line(_median(background), cpus))
+    lines.append("   " + background_note(median(background), cpus))
     cpu = result["worker_cpu"]
     lines += [
         "",
@@ -798,7 +677,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     from daskdeploy.testing.slurm import MARKER_VAR, LocalSlurm
 
     _slurm_cluster_class()  # import dask_jobqueue and the backend's module now: not timed
-    loadavg_before = _loadavg()
+    loadavg_before = loadavg()
     t0 = time.perf_counter()
     slurm = LocalSlurm(nodes=args.nodes, cpus_per_node=args.cpus_per_node, memory_mb=args.memory_mb)
     try:
@@ -810,7 +689,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     finally:
         slurm.stop()
     result: dict[str, Any] = {
-        "machine": _machine_info(slurm_version),
+        "machine": machine_info(slurm=slurm_version),
         "settings": {
             "workers": list(args.workers),
             "repeats": args.repeats,
@@ -832,7 +711,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         },
         **measured,
         "loadavg_before": loadavg_before,
-        "loadavg_after": _loadavg(),
+        "loadavg_after": loadavg(),
         "wall_seconds": time.perf_counter() - t0,
         "json_path": str(args.json),
     }

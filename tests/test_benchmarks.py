@@ -1,44 +1,44 @@
-"""Smoke run of the benchmark at tiny size: it runs, reports every figure, leaves nothing."""
+"""Smoke run of the whole benchmark at tiny size: it runs, reports every figure, leaves nothing."""
 
 from __future__ import annotations
 
 import json
 import sys
 
-import pytest
+from conftest import REPO
 
-from conftest import REPO, require
-
-
-def test_local_benchmark_smoke(sandbox):
-    output = sandbox.root / "local.json"
-    script = REPO / "benchmarks" / "bench_local.py"
-    result = sandbox.run(
-        [sys.executable, str(script), "--tiny", "--repeats", "1", "--json", str(output)],
-        timeout=180,
-    )
-    assert result.returncode == 0, result.stderr
-    report = json.loads(output.read_text())
-    assert report["startup"]["ratio"]["total"] > 0
-    assert set(report["gil"]["configs"]) >= {"a", "b", "c"}
-    assert "ratio" in result.stdout and "speedup" in result.stdout
-    sandbox.assert_clean()
+SECTIONS = ("startup", "workloads", "scaling", "imports")
+BACKENDS = ("local", "slurm", "allocation", "ssh", "mpi")
+FIGURES = ("startup", "workloads", "scaling")
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
-def test_slurm_benchmark_smoke(sandbox):
-    pytest.importorskip("dask_jobqueue", reason="dask-jobqueue is part of daskdeploy[slurm]")
-    from daskdeploy.testing.slurm import unavailable_reason
+def test_run_all_smoke(sandbox):
+    out = sandbox.root / "results"
+    script = REPO / "benchmarks" / "run_all.py"
+    result = sandbox.run([sys.executable, str(script), "--smoke", "--out", str(out)], timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads((out / "benchmarks.json").read_text())
 
-    require(unavailable_reason(), "a local SLURM cluster")
-    output = sandbox.root / "slurm.json"
-    script = REPO / "benchmarks" / "bench_slurm.py"
-    result = sandbox.run(
-        [sys.executable, str(script), "--smoke", "--json", str(output)], timeout=180
-    )
-    assert result.returncode == 0, result.stderr
-    report = json.loads(output.read_text())
-    assert report["scaling"][0]["workers"] == 2
-    assert report["scaling"][0]["ratio"]["connected"] > 0
-    assert report["worker_cpu"]["ratio"] > 0
-    assert "ratio" in result.stdout
+    for name in SECTIONS:
+        assert "error" not in report[name], report[name]["error"]
+    startup = report["startup"]
+    assert set(startup["backends"]) | set(startup["skipped"]) == set(BACKENDS)
+    assert "local" in startup["backends"]
+    assert startup["backends"]["local"]["ratio"]["total"] > 0
+    assert report["workloads"]["backends"]["local"]
+    assert all(run["ok"] for run in report["workloads"]["backends"]["local"].values())
+    assert report["scaling"]["workloads"]["gil"]["correct"]
+    assert report["scaling"]["workloads"]["pi"]["consistent"]
+    assert report["imports"]["ratio"] > 0
+
+    names = [target["name"] for target in report["targets"]]
+    assert any(name.startswith("startup: local") for name in names)
+    assert any(name.startswith("imports:") for name in names)
+    assert sum(name.startswith("scaling:") for name in names) == 2
+    for name in FIGURES:
+        png = out / f"{name}.png"
+        assert report["figures"][name] == str(png)
+        assert png.read_bytes().startswith(PNG_MAGIC)
+    assert "## Targets" in result.stdout and ("PASS" in result.stdout or "MISS" in result.stdout)
     sandbox.assert_clean()
