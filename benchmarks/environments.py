@@ -535,16 +535,9 @@ def _ssh_reason() -> str | None:
 
 
 def _mpi_reason() -> str | None:
-    from daskdeploy.mpienv import MPICH, find_mpiexec, launcher_family
+    from daskdeploy.testing.mpi import unavailable_reason
 
-    if importlib.util.find_spec("mpi4py") is None:
-        return "mpi4py is not installed (pip install 'daskdeploy[mpi]')"
-    mpiexec = find_mpiexec()
-    if mpiexec is None:
-        return "no mpiexec next to this Python or on PATH (pip install mpich)"
-    if launcher_family(mpiexec) != MPICH:
-        return f"{mpiexec} is not MPICH's mpiexec, which the mpich wheel installs"
-    return None
+    return unavailable_reason()
 
 
 _REASONS: dict[str, Callable[[], str | None]] = {

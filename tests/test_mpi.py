@@ -26,30 +26,18 @@ from conftest import (
     wait_until_gone,
 )
 from conftest import run_batch_job as sbatch
-from daskdeploy.mpienv import MPICH, find_mpiexec, launcher_family, open_mpi_root_environment
+from daskdeploy.mpienv import find_mpiexec, launcher_family, open_mpi_root_environment
+from daskdeploy.testing.mpi import unavailable_reason as mpi_unavailable_reason
 
 PYTHON = sys.executable
 OPEN_MPI_LAUNCHER = "mpirun.openmpi"
 EXIT_BOUND = 15.0  # seconds from a signal or failure until no rank is left
 
 
-def _mpich_reason() -> str | None:
-    try:
-        import mpi4py  # noqa: F401
-    except ImportError:
-        return "mpi4py is not installed (pip install 'daskdeploy[mpi]')"
-    mpiexec = find_mpiexec()
-    if mpiexec is None:
-        return "no mpiexec next to this Python or on PATH (pip install mpich)"
-    if launcher_family(mpiexec) != MPICH:
-        return f"{mpiexec} is not MPICH's"
-    return None
-
-
 @pytest.fixture(scope="session")
 def mpiexec() -> str:
     """MPICH's mpiexec installed next to this Python by the mpich wheel."""
-    require(_mpich_reason(), "MPICH (pip install mpich mpi4py)")
+    require(mpi_unavailable_reason(), "MPICH (pip install mpich mpi4py)")
     return find_mpiexec()
 
 
