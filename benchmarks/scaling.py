@@ -60,8 +60,8 @@ PI_TARGET = 1.1
 EXAMPLE_PI = Path(__file__).resolve().parent.parent / "examples" / "pi.py"
 TIMEOUT = 300
 SLOW_SECONDS = 30.0
-"""A (workload, method, k) whose timed run takes longer is not repeated (Dask's
-multiprocessing scheduler on pi: it ships every chunk through the parent process)."""
+"""A (workload, method, k) whose timed run takes longer is not repeated, so that one
+pathological case cannot stretch the whole run."""
 
 
 @dataclasses.dataclass(frozen=True)
