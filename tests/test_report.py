@@ -233,27 +233,33 @@ def _run_on_a_terminal(sandbox, args: list[str], timeout: float = 60) -> str:
     return shown.decode(errors="replace")
 
 
-@pytest.mark.parametrize("quiet", [False, True], ids=["terminal", "terminal-quiet"])
-def test_progress_bar_on_a_terminal_unless_quiet(sandbox, quiet):
+def test_progress_bar_on_a_terminal(sandbox):
     script = sandbox.script(
         "slow.py",
         "import dask, time\n"
         "def nap(i):\n    time.sleep(0.25)\n    return i\n"
         "print('total', sum(dask.compute(*[dask.delayed(nap)(i) for i in range(24)])))\n",
     )
-    args = sandbox.command("run", *(["-q"] if quiet else []), "-n", "2", str(script))
+    args = sandbox.command("run", "-n", "2", str(script))
     shown = _run_on_a_terminal(sandbox, args)
     bars = re.findall(r"\[[#-]{20}\] +\d+%  (\d+)/(\d+) tasks  0:0\d", shown)
     assert "total 276" in shown
-    if quiet:
-        assert not bars, shown
-        return
     assert bars, shown
     assert {total for _, total in bars} == {"24"}, bars
     assert "dashboard http://127.0.0.1:" in shown
     # the bar is wiped before the script prints: its output starts on a clean line
     assert "\r\x1b[Ktotal 276" in shown, repr(shown)
     sandbox.assert_clean()
+
+
+def test_no_bar_with_quiet_or_off_a_terminal_unless_asked(monkeypatch):
+    from daskdeploy.cli import _progress_bar
+
+    monkeypatch.setattr("sys.stderr.isatty", lambda: True, raising=False)
+    assert _progress_bar(object(), quiet=True, wanted=None) is None
+    assert _progress_bar(object(), quiet=False, wanted=False) is None
+    monkeypatch.setattr("sys.stderr.isatty", lambda: False, raising=False)
+    assert _progress_bar(object(), quiet=False, wanted=None) is None
 
 
 def test_bar_rendering_and_counting():
