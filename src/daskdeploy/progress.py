@@ -24,14 +24,14 @@ from . import probes
 
 __all__ = ["ProgressBar", "render_line", "tasks_left"]
 
-_TO_RUN = ("waiting", "queued", "no-worker", "processing")
-"""Task states that still have to run."""
+_TO_RUN = ("released", "waiting", "queued", "no-worker", "processing")
+"""Task states that still have to run (``released`` only briefly, for new graphs)."""
 _BAR_WIDTH = 20
 
 
 def tasks_left(counts: Mapping[str, int]) -> int:
     """Tasks that still have to run, from the scheduler's counts per state."""
-    return sum(counts.get(state, 0) for state in _TO_RUN)
+    return sum(counts.get(state, 0) for state in _TO_RUN if state != "released")
 
 
 def render_line(done: int, total: int, elapsed: float, dashboard: str | None, width: int) -> str:
