@@ -10,15 +10,55 @@ deployment's connections TLS with credentials only it holds.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..credentials import write_private
 from ..options import Option, ResolvedOptions, boolean
 from .base import Backend, Running, StartContext, dashboard_link
 
+if TYPE_CHECKING:
+    from distributed import LocalCluster
+
 __all__ = ["LocalBackend"]
 
 LOOPBACK = "127.0.0.1"
+
+#: Seconds a worker process gets at close to exit by itself before it is killed.
+WORKER_EXIT_GRACE = 1.0
+
+
+def _close_workers_without_waiting_for_tasks(cluster: LocalCluster) -> None:
+    """Stop the worker processes without waiting for the tasks they are still running.
+
+    Once the client has closed, nobody waits for those tasks. A graceful close would let
+    each worker finish its running task, and distributed's nanny waits 4 s before it kills
+    a worker; a pure-Python loop cannot be interrupted, so every Ctrl-C, SIGTERM or early
+    exit in the middle of a computation would cost that (and more on a loaded machine).
+    Idle workers exit at once either way.
+    """
+
+    async def stop_processes() -> None:
+        import asyncio
+
+        processes = [
+            nanny.process
+            for nanny in cluster.workers.values()
+            if getattr(nanny, "process", None) is not None
+        ]
+        await asyncio.gather(
+            *(
+                process.kill(
+                    timeout=WORKER_EXIT_GRACE / 0.8,  # distributed waits 0.8 x timeout
+                    executor_wait=False,
+                    reason="daskdeploy-close",
+                )
+                for process in processes
+            ),
+            return_exceptions=True,
+        )
+
+    if cluster.status.name == "running":
+        cluster.sync(stop_processes)
 
 
 def _worker_count(options: ResolvedOptions) -> int:
@@ -95,4 +135,7 @@ class LocalBackend(Backend):
             security=security,
             expected_workers=workers,
             dashboard_link=dashboard_link(cluster) if options["dashboard"] else None,
+            end_abandoned_tasks=(lambda: _close_workers_without_waiting_for_tasks(cluster))
+            if options["processes"]
+            else None,
         )
