@@ -4,7 +4,12 @@ Build with ``python -m sphinx -W --keep-going -b html docs docs/_build/html``.
 The build needs no network: there is no intersphinx.
 """
 
+import sys
+from pathlib import Path
+
 import daskdeploy
+
+sys.path.insert(0, str(Path(__file__).parent / "_ext"))
 
 project = "daskdeploy"
 author = "daskdeploy developers"
@@ -16,6 +21,7 @@ extensions = [
     "sphinx.ext.autodoc",
     "sphinx.ext.napoleon",
     "sphinx_click",
+    "daskdeploy_options",
 ]
 
 exclude_patterns = ["_build"]
