@@ -37,28 +37,22 @@ def _close_workers_without_waiting_for_tasks(cluster: LocalCluster) -> None:
     Idle workers exit at once either way.
     """
 
-    async def stop_processes() -> None:
+    async def close_nannies() -> None:
         import asyncio
 
-        processes = [
-            nanny.process
-            for nanny in cluster.workers.values()
-            if getattr(nanny, "process", None) is not None
-        ]
+        # Nanny.close gives the worker 0.8 x timeout to exit before killing it. Closing
+        # the nanny first (rather than killing its process) keeps it from restarting it.
         await asyncio.gather(
             *(
-                process.kill(
-                    timeout=WORKER_EXIT_GRACE / 0.8,  # distributed waits 0.8 x timeout
-                    executor_wait=False,
-                    reason="daskdeploy-close",
-                )
-                for process in processes
+                worker.close(timeout=WORKER_EXIT_GRACE / 0.8)
+                for worker in list(cluster.workers.values())
+                if hasattr(worker, "process")  # a Nanny: a worker process
             ),
             return_exceptions=True,
         )
 
     if cluster.status.name == "running":
-        cluster.sync(stop_processes)
+        cluster.sync(close_nannies)
 
 
 def _worker_count(options: ResolvedOptions) -> int:
