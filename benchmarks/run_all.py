@@ -3,6 +3,9 @@
     python benchmarks/run_all.py [--smoke] [--repeats 5] [--backends local,slurm,...]
                                  [--sections startup,workloads,scaling,imports]
                                  [--max-workers N] [--out benchmarks/results]
+                                 [--publish docs/benchmarks]
+    python benchmarks/run_all.py --from-json benchmarks/results/benchmarks.json
+                                 [--publish docs/benchmarks]
 
 Sections (all by default, in this order):
 
@@ -18,17 +21,30 @@ Sections (all by default, in this order):
 Backends that cannot run here are reported as skipped, with the reason. This is a
 benchmark, not a test: it exits 0 whether or not the targets are met. :func:`main` returns
 the dictionary it writes to ``<out>/benchmarks.json``.
+
+``--publish DIR`` puts a run into the documentation (:func:`publish`): a copy of the JSON
+without this machine's paths or user name, the figures, and ``results.inc``, the same
+tables as the markdown report in reStructuredText (:func:`format_rst`), which
+``docs/benchmarks.rst`` includes. ``--from-json PATH`` re-uses a saved run instead of
+running anything.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
+import datetime
 import functools
+import getpass
 import importlib
 import json
+import platform
+import re
+import shutil
 import signal
 import sys
+import tempfile
 import threading
 import time
 import traceback
@@ -41,6 +57,7 @@ if str(HERE) not in sys.path:  # the sections import each other as top-level mod
     sys.path.insert(0, str(HERE))
 
 from common import (  # noqa: E402
+    OPTIONAL_VERSIONS,
     LoadMeter,
     background_note,
     loadavg,
@@ -48,7 +65,7 @@ from common import (  # noqa: E402
     median,
 )
 
-__all__ = ["main"]
+__all__ = ["format_report", "format_rst", "main", "publish", "report_blocks", "sanitize"]
 
 BACKENDS = ("local", "slurm", "allocation", "ssh", "mpi")
 ENV_SECTIONS = ("startup", "workloads")
@@ -111,6 +128,22 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         type=Path,
         default=DEFAULT_OUT,
         help=f"directory for benchmarks.json and the PNG figures (default {DEFAULT_OUT})",
+    )
+    parser.add_argument(
+        "--from-json",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="run nothing: print the report of the run saved in PATH (a benchmarks.json); "
+        "with --publish, publish that run",
+    )
+    parser.add_argument(
+        "--publish",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="publish the run into the docs (e.g. docs/benchmarks): a sanitized "
+        "benchmarks.json, the PNG figures and results.inc, the RST tables",
     )
     args = parser.parse_args(argv)
     if args.repeats is None:
@@ -233,6 +266,54 @@ def collect_targets(result: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 # ------------------------------------------------------------------------ reporting
+#
+# report_blocks() decides every heading, table row and line of the report, once;
+# format_report() writes those blocks as markdown (stdout) and format_rst() as
+# reStructuredText (the fragment of the docs' benchmarks page, written by publish()).
+
+
+@dataclasses.dataclass(frozen=True)
+class Code:
+    """Inline code in a table cell: in backquotes in markdown, a literal in RST."""
+
+    text: str
+
+
+Cell = str | Code
+
+
+@dataclasses.dataclass(frozen=True)
+class Heading:
+    """A section heading (``##`` in markdown, the given underline in RST)."""
+
+    text: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Table:
+    """A table; without ``header`` the first column names the rows (RST only)."""
+
+    header: Sequence[str] | None
+    rows: Sequence[Sequence[Cell]]
+
+
+@dataclasses.dataclass(frozen=True)
+class Text:
+    """A paragraph; a ``tight`` one follows the previous block without a blank line in
+    markdown."""
+
+    text: str
+    tight: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class Item:
+    """One bullet; consecutive items make one list."""
+
+    text: str
+
+
+Block = Heading | Table | Text | Item
 
 
 def _fmt(value: float | None, spec: str = ".3f", suffix: str = "") -> str:
@@ -243,25 +324,21 @@ def _mark(met: bool | None) -> str:
     return {True: "PASS", False: "MISS", None: "n/a"}[met]
 
 
-def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    return lines + ["| " + " | ".join(row) + " |" for row in rows]
-
-
-def _targets_md(result: dict[str, Any]) -> list[str]:
-    rows = [
-        [t["name"], t["target"], _fmt(t["value"]), _mark(t["met"]) + _note(t)]
-        for t in result["targets"]
-    ]
-    return ["## Targets", "", *_table(["measure", "target", "value", "result"], rows)]
-
-
 def _note(target: dict[str, Any]) -> str:
     return f" ({target['note']})" if target.get("note") else ""
 
 
-def _startup_md(section: dict[str, Any]) -> list[str]:
-    rows = []
+def _targets_blocks(result: dict[str, Any]) -> list[Block]:
+    rows = [
+        [t["name"], t["target"], _fmt(t["value"]), _mark(t["met"]) + _note(t)]
+        for t in result["targets"]
+    ]
+    return [Heading("Targets"), Table(["measure", "target", "value", "result"], rows)]
+
+
+def _startup_blocks(section: dict[str, Any]) -> list[Block]:
+    rows: list[list[Cell]] = []
+    tls, plain_runs = [], []
     for name, entry in section.get("backends", {}).items():
         m, r = entry.get("medians", {}), entry.get("ratio", {})
         dd, raw = m.get("daskdeploy", {}), m.get("raw", {})
@@ -273,38 +350,74 @@ def _startup_md(section: dict[str, Any]) -> list[str]:
                 *(_fmt(side.get(key)) for key in ("start", "close") for side in (dd, raw)),
                 _fmt(r.get("total"), ".3f", "x"),
                 _mark(entry.get("pass")),
+                _fmt(entry.get("ratio_plain", {}).get("total"), ".3f", "x"),
             ]
         )
+        if entry.get("security", {}).get("daskdeploy") == "tls":
+            tls.append(name)
+            plain_runs.append(len(entry.get("runs", {}).get("daskdeploy_plain", [])))
     target = section.get("target", STARTUP_TARGET)
     header = ["backend", "raw peer", "workers", "start dd s", "start raw s"]
     header += ["close dd s", "close raw s", "total ratio", f"<= {target}"]
-    return ["## Start-up + close (median seconds)", "", *_table(header, rows)]
+    header += ["total ratio, dd tls=False"]
+    blocks: list[Block] = [Heading("Start-up + close (median seconds)"), Table(header, rows)]
+    if tls:
+        counts = sorted(set(plain_runs))
+        runs = str(counts[0]) if len(counts) == 1 else f"{counts[0]}-{counts[-1]}"
+        blocks.append(
+            Text(
+                f"daskdeploy (dd) used TLS, its default, on {', '.join(tls)}; every raw peer "
+                "uses plain TCP. The last column compares daskdeploy with tls=False (median "
+                f"of {runs} runs) to the same raw peer."
+            )
+        )
+    return blocks
 
 
-def _workloads_md(section: dict[str, Any]) -> list[str]:
+def _workloads_blocks(section: dict[str, Any]) -> list[Block]:
     backends = {name: entry for name, entry in section.get("backends", {}).items() if entry}
     examples = sorted({example for entry in backends.values() for example in entry})
-    rows = []
-    for example in examples:
-        cells = []
-        for entry in backends.values():
-            run = entry.get(example)
-            if not run:
-                cells.append("-")
-            else:
-                cells.append(
-                    _fmt(run.get("median"), ".2f", " s") + ("" if run.get("ok") else " FAILED")
-                )
-        rows.append([example, *cells])
-    return ["## Examples (median seconds)", "", *_table(["example", *backends], rows)]
+
+    def rows(key: str) -> list[list[Cell]]:
+        table: list[list[Cell]] = []
+        for example in examples:
+            cells: list[Cell] = [example]
+            for entry in backends.values():
+                run = entry.get(example)
+                if not run:
+                    cells.append("-")
+                else:
+                    failed = "" if run.get("ok") else " FAILED"
+                    cells.append(_fmt(run.get(key), ".2f", " s") + failed)
+            table.append(cells)
+        return table
+
+    header = ["example", *backends]
+    blocks: list[Block] = [Heading("Examples (median seconds)"), Table(header, rows("median"))]
+    if "repeats" in section:
+        asked = section.get("repeats_asked", section["repeats"])
+        blocks.append(
+            Text(
+                f"{section['repeats']} run per example and backend"
+                + (f" ({asked} asked)" if asked != section["repeats"] else "")
+                + f", {section.get('workers', '?')} workers: the wall time of the whole "
+                "daskdeploy run command (interpreter start, deployment, compute, teardown)"
+            )
+        )
+    if any(run.get("compute_median") is not None for e in backends.values() for run in e.values()):
+        blocks += [
+            Heading("Examples: compute time printed by the example (median seconds)"),
+            Table(header, rows("compute_median")),
+        ]
+    return blocks
 
 
-def _scaling_md(section: dict[str, Any]) -> list[str]:
-    lines = []
+def _scaling_blocks(section: dict[str, Any]) -> list[Block]:
+    blocks: list[Block] = []
     ks = section.get("workers", [])
     for workload, data in section.get("workloads", {}).items():
         methods = data["methods"]
-        rows = []
+        rows: list[list[Cell]] = []
         for i, k in enumerate(ks):
             cells = [
                 f"{_fmt(entry['median'][i])} ({_fmt(entry['speedup'][i], '.2f')}x, "
@@ -312,45 +425,94 @@ def _scaling_md(section: dict[str, Any]) -> list[str]:
                 for entry in methods.values()
             ]
             rows.append([str(k), f"{data['ideal'][i]}x", *cells])
-        lines += [
-            f"## Scaling: {workload} (median s (speed-up over own k=1, over Pool(1)))",
-            "",
-            *_table(["k", "ideal", *methods], rows),
-            "",
+        blocks += [
+            Heading(f"Scaling: {workload} (median s (speed-up over own k=1, over Pool(1)))"),
+            Table(["k", "ideal", *methods], rows),
         ]
     sizes = section.get("sizes")
     if sizes:
-        lines.append(
-            f"gil: {sizes['tasks']} tasks of busy_sum({sizes['n']:,}); pi: {sizes['chunks']} "
-            f"chunks of {sizes['chunk']:,} points; {section.get('cores')} usable cores"
+        blocks.append(
+            Text(
+                f"gil: {sizes['tasks']} tasks of busy_sum({sizes['n']:,}); pi: {sizes['chunks']} "
+                f"chunks of {sizes['chunk']:,} points; {section.get('cores')} usable cores"
+            )
         )
-    return lines
+    return blocks
 
 
-def _imports_md(section: dict[str, Any]) -> list[str]:
-    rows = [
+def _imports_blocks(section: dict[str, Any]) -> list[Block]:
+    rows: list[list[Cell]] = [
         [
-            f'`python -c "{statement}"`',
+            Code(f'python -c "{statement}"'),
             _fmt(section["median"].get(name)),
             _fmt(section["net_median"].get(name)) if name in section["net_median"] else "",
         ]
         for name, statement in section.get("statements", {}).items()
     ]
     return [
-        f"## Import time (median of {section.get('runs')} fresh interpreters)",
-        "",
-        *_table(["command", "wall s", "minus bare interpreter s"], rows),
-        "",
-        f"ratio {_fmt(section.get('ratio'))} (net {_fmt(section.get('net_ratio'))})",
+        Heading(f"Import time (median of {section.get('runs')} fresh interpreters)"),
+        Table(["command", "wall s", "minus bare interpreter s"], rows),
+        Text(f"ratio {_fmt(section.get('ratio'))} (net {_fmt(section.get('net_ratio'))})"),
     ]
 
 
-RENDERERS: dict[str, Callable[[dict[str, Any]], list[str]]] = {
-    "startup": _startup_md,
-    "workloads": _workloads_md,
-    "scaling": _scaling_md,
-    "imports": _imports_md,
+RENDERERS: dict[str, Callable[[dict[str, Any]], list[Block]]] = {
+    "startup": _startup_blocks,
+    "workloads": _workloads_blocks,
+    "scaling": _scaling_blocks,
+    "imports": _imports_blocks,
 }
+
+
+def report_blocks(result: dict[str, Any]) -> list[Block]:
+    """The report as blocks: the targets, a table per section, the load and the notes.
+
+    Both :func:`format_report` (markdown) and :func:`format_rst` render exactly these.
+    """
+    blocks = _targets_blocks(result)
+    for name, render in RENDERERS.items():
+        section = result.get(name)
+        if not isinstance(section, dict):
+            continue
+        if "error" in section:
+            blocks += [Heading(name), Text(f"failed: {section['error']}", tight=True)]
+            continue
+        blocks += render(section)
+        skipped = section.get("skipped") or {}
+        blocks += [Item(f"{backend} skipped: {reason}") for backend, reason in skipped.items()]
+    blocks.append(Text(background_note(result["background_cores"], _cpus(result))))
+    blocks += [Item(f"note: {note}") for note in result["notes"]]
+    return blocks
+
+
+def _cpus(result: dict[str, Any]) -> Any:
+    return result["machine"].get("usable_cpus")
+
+
+# -- markdown
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return lines + ["| " + " | ".join(row) + " |" for row in rows]
+
+
+def _md_cell(cell: Cell) -> str:
+    return f"`{cell.text}`" if isinstance(cell, Code) else cell
+
+
+def _markdown(blocks: Sequence[Block], lines: list[str]) -> list[str]:
+    for block in blocks:
+        if isinstance(block, Heading):
+            lines += [*([""] if lines else []), f"## {block.text}", ""]
+        elif isinstance(block, Table):
+            header = block.header or ["", ""]
+            lines += _table(header, [[_md_cell(cell) for cell in row] for row in block.rows])
+        elif isinstance(block, Text):
+            lines += [block.text] if block.tight else ["", block.text]
+        else:
+            lines.append(f"- {block.text}")
+    return lines
 
 
 def format_report(result: dict[str, Any]) -> str:
@@ -367,31 +529,244 @@ def format_report(result: dict[str, Any]) -> str:
         Markdown to paste into a note.
     """
     machine = result["machine"]
-    lines = [
+    title = (
         f"# daskdeploy benchmarks ({machine['usable_cpus']} usable CPUs, Python "
         f"{machine['python']}, distributed {machine['distributed']}, daskdeploy "
-        f"{machine['daskdeploy']}{', smoke run' if result['settings']['smoke'] else ''})",
-        "",
-        *_targets_md(result),
-    ]
-    for name, render in RENDERERS.items():
-        section = result.get(name)
-        if not isinstance(section, dict):
-            continue
-        lines.append("")
-        if "error" in section:
-            lines += [f"## {name}", "", f"failed: {section['error']}"]
-            continue
-        lines += render(section)
-        skipped = section.get("skipped") or {}
-        lines += [f"- {backend} skipped: {reason}" for backend, reason in skipped.items()]
-    lines += [
-        "",
-        background_note(result["background_cores"], machine["usable_cpus"]),
-        *(f"- note: {note}" for note in result["notes"]),
-        f"Wall time {result['wall_seconds']:.1f} s; JSON: {result['json_path']}",
-    ]
+        f"{machine['daskdeploy']}{', smoke run' if result['settings']['smoke'] else ''})"
+    )
+    lines = _markdown(report_blocks(result), [title])
+    lines.append(f"Wall time {result['wall_seconds']:.1f} s; JSON: {result['json_path']}")
     return "\n".join(lines)
+
+
+# -- reStructuredText
+
+RST_HEADER = (
+    ".. Generated by benchmarks/run_all.py --publish from the benchmarks.json next to this\n"
+    "   file (format_rst); do not edit by hand, tests/test_benchmarks.py checks it.\n"
+)
+_RST_ESCAPE = re.compile(r"[\\`*_|'\"]|--+|\.\.\.+")
+"""Markup characters, and what smart quotes would turn into typographic dashes/quotes."""
+
+
+def _rst_text(text: str) -> str:
+    """``text`` as RST that renders literally: markup characters, quotes, ``--`` and a
+    leading punctuation character (which could start a list) are backslash-escaped."""
+    text = _RST_ESCAPE.sub(lambda m: "".join("\\" + c for c in m.group()), text)
+    if text and not text[0].isalnum() and text[0] != "\\":
+        text = "\\" + text
+    return text
+
+
+def _rst_cell(cell: Cell) -> str:
+    return f"``{cell.text}``" if isinstance(cell, Code) else _rst_text(cell)
+
+
+def _rst_table(table: Table) -> list[str]:
+    lines = [".. list-table::", "   :widths: auto"]
+    lines += ["   :header-rows: 1"] if table.header else ["   :stub-columns: 1"]
+    lines.append("")
+    rows = ([list(table.header)] if table.header else []) + [list(row) for row in table.rows]
+    for row in rows:
+        for i, cell in enumerate(row):
+            text = _rst_cell(cell)
+            lines.append(f"   {'* -' if i == 0 else '  -'}{' ' + text if text else ''}")
+    return lines
+
+
+def _rst(blocks: Sequence[Block], underline: str) -> list[str]:
+    lines: list[str] = []
+    previous: Block | None = None
+    for block in blocks:
+        if not (isinstance(block, Item) and isinstance(previous, Item)):
+            lines.append("")
+        if isinstance(block, Heading):
+            text = _rst_text(block.text)
+            lines += [text, underline * len(text)]
+        elif isinstance(block, Table):
+            lines += _rst_table(block)
+        elif isinstance(block, Text):
+            lines.append(_rst_text(block.text))
+        else:
+            lines.append(f"* {_rst_text(block.text)}")
+        previous = block
+    return lines
+
+
+def _date(result: dict[str, Any]) -> str:
+    if not result.get("date"):
+        return "not recorded"
+    when = datetime.datetime.fromisoformat(result["date"]).astimezone(datetime.timezone.utc)
+    source = result.get("date_source", "the end of the run")
+    return f"{when:%Y-%m-%d %H:%M} UTC ({source})"
+
+
+def _run_rows(result: dict[str, Any]) -> list[list[Cell]]:
+    """Machine and settings of the run, one ``[name, value]`` row each."""
+    machine, settings = result["machine"], result["settings"]
+    versions = ["daskdeploy", "dask", "distributed", *OPTIONAL_VERSIONS]
+    memory = machine.get("memory_bytes")
+    load = result.get("background_cores")
+    whole = result.get("background_cores_whole_run")
+    loads = [
+        f"{x:.2f}" if x is not None else "-"
+        for x in ((result.get(k) or [None])[0] for k in ("loadavg_before", "loadavg_after"))
+    ]
+    kind = "smoke run: tiny sizes, not a measurement" if settings.get("smoke") else "full run"
+    return [
+        ["date", _date(result)],
+        ["wall time", f"{result['wall_seconds']:.1f} s ({result['wall_seconds'] / 60:.1f} min)"],
+        ["run", f"{kind}; {settings.get('repeats')} repeats (timed runs per measurement)"],
+        ["sections", ", ".join(settings.get("sections", []))],
+        ["backends", ", ".join(settings.get("backends", []))],
+        [
+            "CPU cores",
+            f"{machine.get('usable_cpus')} usable (affinity mask) of {machine.get('cpu_count')}",
+        ],
+        ["CPU model", machine.get("cpu_model") or "not recorded by this run"],
+        ["memory", "-" if memory is None else f"{memory / 2**30:.1f} GiB"],
+        ["platform", f"{machine.get('platform')} ({machine.get('machine')})"],
+        ["Python", f"{machine.get('python')} ({machine.get('implementation')})"],
+        [
+            "packages",
+            ", ".join(f"{name} {machine[name]}" for name in versions if machine.get(name)),
+        ],
+        [
+            "background load",
+            f"{_fmt(load, '.2f')} of {_cpus(result)} cores (median over the timed intervals); "
+            f"{_fmt(whole, '.2f')} over the whole run, pauses included; load average "
+            f"{loads[0]} before, {loads[1]} after",
+        ],
+    ]
+
+
+def format_rst(result: dict[str, Any], underline: str = "~") -> str:
+    """Render ``result`` as a reStructuredText fragment for the docs' benchmarks page.
+
+    The same blocks as :func:`format_report`, preceded by a table of the machine and the
+    run (date, wall time, cores, CPU, versions); tables are ``list-table`` directives.
+
+    Parameters
+    ----------
+    result
+        The dictionary built by :func:`main` (or its sanitized copy, see :func:`publish`).
+    underline
+        Heading underline character: one level below the section that includes it.
+
+    Returns
+    -------
+    str
+        The fragment, ending with a newline.
+    """
+    blocks: list[Block] = [Heading("Machine and run"), Table(None, _run_rows(result))]
+    lines = _rst([*blocks, *report_blocks(result)], underline)
+    return RST_HEADER + "\n".join(lines) + "\n"
+
+
+# ------------------------------------------------------------------------- publish
+
+
+def _scrubbers() -> list[tuple[re.Pattern[str], str]]:
+    """(pattern, replacement) pairs that remove this machine's paths and user name."""
+    roots = {
+        str(HERE.parent): "<repo>",
+        sys.prefix: "<python>",
+        sys.base_prefix: "<python>",
+        str(Path.home()): "~",
+        tempfile.gettempdir(): "<tmp>",
+    }
+    # longest first: the repository or the interpreter may lie in the home directory
+    pairs = sorted(((old, new) for old, new in roots.items() if old.strip("/")), key=_length)
+    scrub = [(re.compile(re.escape(old) + r"(?![\w.-])"), new) for old, new in pairs]
+    with contextlib.suppress(Exception):
+        user = getpass.getuser()
+        if len(user) >= 3 and user != "root":  # root is no person's name
+            scrub.append((re.compile(rf"\b{re.escape(user)}\b"), "<user>"))
+    return scrub
+
+
+def _length(pair: tuple[str, str]) -> int:
+    return -len(pair[0])
+
+
+_ABSOLUTE_PATH = re.compile(r"(?<![\w.<>~])/(?:home|Users|root|work|tmp|scratch)/")
+
+
+def sanitize(result: dict[str, Any], source: Path | None = None) -> dict[str, Any]:
+    """A copy of ``result`` fit to publish: no absolute paths, user or host names.
+
+    ``json_path`` and ``figures`` become bare file names (the files sit side by side
+    when published). A run that did not record its ``date`` gets the modification time
+    of ``source`` (the end of the run), and ``date_source`` says so.
+
+    Raises
+    ------
+    ValueError
+        When an absolute path remains after scrubbing (a new kind of path in the JSON).
+    """
+    scrub = _scrubbers()
+
+    def clean(node: Any) -> Any:
+        if isinstance(node, dict):
+            return {key: clean(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [clean(item) for item in node]
+        if isinstance(node, str):
+            for pattern, new in scrub:
+                node = pattern.sub(new, node)
+        return node
+
+    published = clean(result)
+    published["json_path"] = "benchmarks.json"
+    published["figures"] = {
+        name: Path(path).name for name, path in (result.get("figures") or {}).items()
+    }
+    if not published.get("date") and source is not None:
+        mtime = source.stat().st_mtime
+        when = datetime.datetime.fromtimestamp(mtime, datetime.timezone.utc)
+        published["date"] = when.isoformat(timespec="seconds")
+        published["date_source"] = (
+            "modification time of its benchmarks.json, written at the end of the run"
+        )
+    left = sorted(set(_ABSOLUTE_PATH.findall(json.dumps(published))))
+    if left:
+        raise ValueError(f"absolute paths left in the published JSON: {left}")
+    return published
+
+
+def publish(source: Path, dest: Path) -> list[Path]:
+    """Publish the run in ``source`` (a benchmarks.json) into the docs directory ``dest``.
+
+    Writes ``dest/benchmarks.json`` (see :func:`sanitize`), copies the run's PNG figures
+    and writes ``dest/results.inc``, the RST fragment (:func:`format_rst`) that the
+    docs' benchmarks page includes. Nothing is re-run.
+
+    Returns
+    -------
+    list of Path
+        The files written.
+    """
+    source = Path(source).resolve()
+    result = json.loads(source.read_text())
+    published = sanitize(result, source)
+    dest.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, path in (result.get("figures") or {}).items():
+        figure = Path(path)
+        if not figure.is_absolute() or not figure.exists():  # published or moved: beside it
+            figure = source.parent / figure.name
+        target = dest / published["figures"][name]
+        if not (target.exists() and target.samefile(figure)):
+            shutil.copyfile(figure, target)
+        written.append(target)
+    if result.get("settings", {}).get("smoke"):
+        print("publish: this is a smoke run, not a measurement", file=sys.stderr)
+    json_out, rst_out = dest / "benchmarks.json", dest / "results.inc"
+    json_out.write_text(json.dumps(published, indent=2) + "\n")
+    rst_out.write_text(format_rst(published))
+    written += [json_out, rst_out]
+    print("published: " + ", ".join(str(path) for path in written), file=sys.stderr)
+    return written
 
 
 # ----------------------------------------------------------------------------- main
@@ -426,8 +801,21 @@ def _background_samples(node: Any, inside: bool = False) -> Iterator[float]:
         yield float(node)
 
 
+def _cpu_model() -> dict[str, str]:
+    """``{"cpu_model": name}`` from /proc/cpuinfo (or :func:`platform.processor`)."""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name") and ":" in line:
+                return {"cpu_model": line.split(":", 1)[1].strip()}
+    name = platform.processor()
+    return {"cpu_model": name} if name else {}
+
+
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     """Run the selected sections, write JSON and figures, print markdown, return the JSON.
+
+    With ``--from-json PATH`` nothing runs: the saved run is reported (and published
+    with ``--publish DIR``) and returned. ``--publish DIR`` after a run publishes it.
 
     Parameters
     ----------
@@ -439,9 +827,16 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     dict
         ``machine``, ``settings``, one entry per section that ran, ``targets``,
         ``figures``, ``notes``, ``background_cores``, ``loadavg_before``/``loadavg_after``,
-        ``wall_seconds`` and ``json_path``: the content of ``<out>/benchmarks.json``.
+        ``wall_seconds``, ``date`` and ``json_path``: the content of
+        ``<out>/benchmarks.json``.
     """
     args = _parse_args(argv)
+    if args.from_json is not None:
+        result = json.loads(args.from_json.read_text())
+        print(format_report(result), flush=True)
+        if args.publish is not None:
+            publish(args.from_json, args.publish)
+        return result
     args.out.mkdir(parents=True, exist_ok=True)
     meter = LoadMeter()
     notes: list[str] = []
@@ -454,7 +849,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         }
     json_path = args.out / "benchmarks.json"
     result: dict[str, Any] = {
-        "machine": machine_info(),
+        "machine": machine_info(**_cpu_model()),
         "settings": {
             "smoke": args.smoke,
             "repeats": args.repeats,
@@ -470,6 +865,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "loadavg_after": loadavg(),
         "background_cores_whole_run": whole["background_cores"],
         "wall_seconds": time.perf_counter() - t0,
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "json_path": str(json_path),
     }
     sections_only = {name: result.get(name) for name in SECTIONS}
@@ -482,6 +878,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     json_path.write_text(text + "\n")
     result = json.loads(text)
     print(format_report(result), flush=True)
+    if args.publish is not None:
+        publish(json_path, args.publish)
     return result
 
 

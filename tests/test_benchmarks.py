@@ -3,13 +3,22 @@
 It measures every backend but ssh, whose start-up pair (three network-namespace hosts,
 daskdeploy and raw) would add ~15 s to a suite that runs ssh for minutes already;
 `nox -s bench -- --smoke` runs all five.
+
+The other tests run no benchmark: they check that the run published in docs/benchmarks/
+(``run_all.py --from-json ... --publish docs/benchmarks``) and the docs page agree.
 """
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
+import re
+import shutil
 import sys
+from pathlib import Path
+
+import pytest
 
 from conftest import REPO
 
@@ -51,3 +60,108 @@ def test_run_all_smoke(sandbox):
         assert png.read_bytes().startswith(PNG_MAGIC)
     assert "## Targets" in result.stdout and ("PASS" in result.stdout or "MISS" in result.stdout)
     sandbox.assert_clean()
+
+
+# ------------------------------------------------------- the run published in the docs
+
+BENCHMARKS = REPO / "benchmarks"
+PAGE = REPO / "docs" / "benchmarks.rst"
+PUBLISHED = REPO / "docs" / "benchmarks"
+PUBLISHED_JSON = PUBLISHED / "benchmarks.json"
+FRAGMENT = PUBLISHED / "results.inc"
+PUBLISH_COMMAND = (
+    "python benchmarks/run_all.py --from-json benchmarks/results/benchmarks.json "
+    "--publish docs/benchmarks"
+)
+
+
+@pytest.fixture
+def run_all(monkeypatch):
+    """benchmarks/run_all.py as a module; its directory leaves sys.path afterwards."""
+    monkeypatch.setattr(sys, "path", [str(BENCHMARKS), *sys.path])
+    before = set(sys.modules)
+    yield importlib.import_module("run_all")
+    for name in set(sys.modules) - before:  # run_all, common, ...: not for other tests
+        if str(getattr(sys.modules[name], "__file__", "")).startswith(str(BENCHMARKS)):
+            del sys.modules[name]
+
+
+def test_docs_fragment_is_rendered_from_published_json(run_all):
+    """The tables on the page are exactly what the published JSON renders to."""
+    result = json.loads(PUBLISHED_JSON.read_text())
+    rendered = run_all.format_rst(result).encode()
+    assert rendered == FRAGMENT.read_bytes(), (
+        f"{FRAGMENT.relative_to(REPO)} is not what {PUBLISHED_JSON.relative_to(REPO)} "
+        f"renders to: publish again ({PUBLISH_COMMAND})"
+    )
+
+
+def test_published_json_is_a_full_sanitized_run():
+    result = json.loads(PUBLISHED_JSON.read_text())
+    text = PUBLISHED_JSON.read_text()
+    assert str(REPO) not in text
+    assert not re.search(r"(?<![\w.<>~])/(home|Users|root|work)/", text)
+    assert result["json_path"] == "benchmarks.json"
+    assert result["date"]
+    assert not result["settings"]["smoke"], "a smoke run measures nothing: publish a full run"
+    assert set(result["figures"]) == set(FIGURES)
+    assert all(result["figures"][name] == f"{name}.png" for name in FIGURES)
+
+
+def _page_files(kind: str) -> list[str]:
+    """Files the benchmarks page names in ``.. kind::`` directives."""
+    return re.findall(rf"^\.\. {kind}:: (\S+)$", PAGE.read_text(), flags=re.MULTILINE)
+
+
+def test_benchmarks_page_shows_every_published_figure():
+    figures = _page_files("figure") + _page_files("image")
+    published = json.loads(PUBLISHED_JSON.read_text())["figures"].values()
+    assert sorted(figures) == sorted(f"benchmarks/{name}" for name in published)
+    for figure in figures:
+        assert (PAGE.parent / figure).read_bytes().startswith(PNG_MAGIC), figure
+    assert _page_files("include") == ["benchmarks/results.inc"]
+    downloads = re.findall(r":download:`[^`<]*<([^>]+)>`", PAGE.read_text())
+    assert downloads == ["benchmarks/benchmarks.json"]
+    assert all((PAGE.parent / path).is_file() for path in downloads)
+
+
+def test_publish_again_reproduces_the_docs(run_all, tmp_path, capsys):
+    """Publishing the published run again (nothing re-runs) changes no byte."""
+    out = tmp_path / "docs"
+    result = run_all.main(["--from-json", str(PUBLISHED_JSON), "--publish", str(out)])
+    assert result["targets"] and "## Targets" in capsys.readouterr().out
+    published = sorted(path.name for path in PUBLISHED.iterdir())
+    assert sorted(path.name for path in out.iterdir()) == published
+    for name in published:
+        assert (out / name).read_bytes() == (PUBLISHED / name).read_bytes(), name
+
+
+def test_publish_removes_paths_and_dates_the_run(run_all, tmp_path):
+    """A run as run_all.py writes it: absolute paths in, none out; no date: file time."""
+    results = tmp_path / "results"
+    results.mkdir()
+    result = json.loads(PUBLISHED_JSON.read_text())
+    for name, figure in result["figures"].items():
+        shutil.copyfile(PUBLISHED / figure, results / figure)
+        result["figures"][name] = str(results / figure)
+    result["json_path"] = str(results / "benchmarks.json")
+    result["notes"] = [f"log {REPO}/benchmarks/x.log, cache {Path.home()}/.cache/daskdeploy"]
+    del result["date"], result["date_source"]
+    source = results / "benchmarks.json"
+    source.write_text(json.dumps(result))
+    os.utime(source, (1_700_000_000, 1_700_000_000))
+
+    written = run_all.publish(source, tmp_path / "docs")
+
+    assert sorted(path.name for path in written) == sorted(
+        [*(f"{name}.png" for name in FIGURES), "benchmarks.json", "results.inc"]
+    )
+    text = (tmp_path / "docs" / "benchmarks.json").read_text()
+    assert str(REPO) not in text and str(tmp_path) not in text
+    published = json.loads(text)
+    assert published["notes"] == ["log <repo>/benchmarks/x.log, cache ~/.cache/daskdeploy"]
+    assert published["figures"] == {name: f"{name}.png" for name in result["figures"]}
+    assert published["date"] == "2023-11-14T22:13:20+00:00"
+    fragment = (tmp_path / "docs" / "results.inc").read_text()
+    assert "2023-11-14 22:13 UTC (modification time" in fragment
+    assert "<repo>/benchmarks/x.log" in fragment.replace("\\", "")
