@@ -39,7 +39,7 @@ class BackendOptionsDirective(SphinxDirective):
     """Render a table of a backend's options: name, packaged default and help text."""
 
     required_arguments = 1
-    option_spec = {"own": directives.flag}  # noqa: RUF012 (docutils' API)
+    option_spec = {"own": directives.flag}
 
     def run(self) -> list[nodes.Node]:
         from daskdeploy import config
