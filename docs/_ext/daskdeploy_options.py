@@ -9,6 +9,7 @@ backend are marked *(common)*; ``:own:`` lists only the backend's own options.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import yaml
@@ -70,7 +71,9 @@ class BackendOptionsDirective(SphinxDirective):
             label = option.name
             row += _literal_cell(label)
             row += _literal_cell(_default_text(defaults.get(option.name)))
-            meaning = option.help
+            # Help texts quote names with single backticks (plain text for --help);
+            # as rst those would be italics, not code.
+            meaning = re.sub(r"(?<!`)`([^`]+)`(?!`)", r"``\1``", option.help)
             if option.aliases:
                 meaning += " Also accepted as " + ", ".join(f"``{a}``" for a in option.aliases)
                 meaning += "."

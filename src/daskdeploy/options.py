@@ -224,7 +224,9 @@ COMMON_OPTIONS: tuple[Option, ...] = (
     Option(
         "workers",
         whole_number(1),
-        "Number of worker processes (null: one per available core on local).",
+        "Number of worker processes (null: the backend decides: one per core for local and "
+        "mpi, one per task in an allocation, one job's processes for slurm; ssh takes it "
+        "from the host list).",
         nullable=True,
     ),
     Option(
@@ -236,7 +238,8 @@ COMMON_OPTIONS: tuple[Option, ...] = (
     Option(
         "memory_per_worker",
         memory_size,
-        "Memory limit of each worker, e.g. '4GB' (null: share the available memory).",
+        "Memory limit of each worker, e.g. '4GB' (null: dask's 'auto', the machine's "
+        "memory times threads_per_worker over its cores).",
         nullable=True,
     ),
     Option(

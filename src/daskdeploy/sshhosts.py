@@ -61,10 +61,12 @@ class HostPlan:
 
     @property
     def total_workers(self) -> int:
+        """Workers over all hosts."""
         return sum(self.workers.values())
 
     @property
     def distinct_hosts(self) -> list[str]:
+        """Every host once, the scheduler's first, in the order they were listed."""
         return list(dict.fromkeys([self.scheduler, *self.workers]))
 
 

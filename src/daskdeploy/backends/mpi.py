@@ -226,7 +226,10 @@ def _hostname() -> str:
 
 
 def _default_workers(options: ResolvedOptions) -> int:
-    return options["workers"] or max(1, os.cpu_count() or 1)
+    """The workers asked for, else one per core this process may use (affinity, cgroup)."""
+    from dask.system import CPU_COUNT
+
+    return options["workers"] or max(1, CPU_COUNT)
 
 
 def _not_launched_reason() -> str:
