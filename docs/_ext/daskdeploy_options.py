@@ -4,7 +4,8 @@ The table is generated from the backend's :class:`~daskdeploy.options.Option`
 declarations and the packaged defaults (``daskdeploy.yaml``), the same sources that
 ``deploy()`` and ``daskdeploy backends --options`` use, so the documented options and
 defaults cannot drift from the code. Options the backend shares with every other
-backend are marked *(common)*; ``:own:`` lists only the backend's own options.
+backend are marked *(common)*; ``:own:`` lists only the backend's own options, and
+``.. daskdeploy-options:: common`` the shared ones with their shared defaults.
 """
 
 from __future__ import annotations
@@ -48,10 +49,14 @@ class BackendOptionsDirective(SphinxDirective):
         from daskdeploy.registry import get_backend
 
         name = self.arguments[0]
-        backend = get_backend(name)
-        defaults = config.backend_defaults(name)
         common = {option.name for option in COMMON_OPTIONS}
-        options = backend.extra_options if "own" in self.options else backend.options()
+        if name == "common":  # the options every backend shares, with their shared defaults
+            defaults, options = config.common_defaults(), COMMON_OPTIONS
+            common = set()
+        else:
+            backend = get_backend(name)
+            defaults = config.backend_defaults(name)
+            options = backend.extra_options if "own" in self.options else backend.options()
 
         table = nodes.table(classes=["daskdeploy-options"])
         group = nodes.tgroup(cols=3)
