@@ -427,3 +427,16 @@ def test_the_mpi_sbatch_template_runs_the_main_job(mpiexec, slurm, sandbox):
     assert "MPI job done at" in log, log
     assert slurm.wait_for_no_jobs(timeout=30)
     sandbox.assert_clean()
+
+
+def test_workers_listen_on_the_address_facing_the_scheduler_never_on_every_interface():
+    from distributed.utils import get_ip
+
+    from daskdeploy.backends.mpi import _worker_host
+
+    options = {"interface": None}
+    assert _worker_host(options, "tls://127.0.0.1:8786") == "127.0.0.1"
+    # A scheduler on another node: this host's address on the route there, as a worker
+    # on a second node of a multi-node run would see it (not None, i.e. not 0.0.0.0).
+    assert _worker_host(options, "tls://192.0.2.77:8786") == get_ip("192.0.2.77")
+    assert _worker_host(options, "tls://192.0.2.77:8786") not in ("", "0.0.0.0", None)

@@ -38,7 +38,7 @@ from .. import lifecycle, mpienv, scratch
 from ..credentials import CA_FILE, CERT_FILE, KEY_FILE, Credentials
 from ..errors import BackendUnavailableError, DeploymentError, OptionError
 from ..mpiworld import TAG_ADDRESS, TAG_FAILED, TAG_HELLO, TAG_STATUS
-from ..network import LOOPBACK, address_facing, is_loopback
+from ..network import LOOPBACK, address_facing
 from ..options import DEATH_TIMEOUT, Option, ResolvedOptions, text, text_list
 from ..slurmenv import Allocation, in_allocation
 from .base import Availability, Backend, LaunchCommand, Running, StartContext
@@ -514,16 +514,20 @@ def _scheduler_address(world: Any, options: ResolvedOptions) -> dict[str, Any]:
     )
 
 
-def _worker_host(options: ResolvedOptions, scheduler_address: str) -> str | None:
-    """Where a worker listens: the interface asked for, loopback next to a loopback
-    scheduler, else (``None``) the address distributed finds facing the scheduler."""
+def _worker_host(options: ResolvedOptions, scheduler_address: str) -> str:
+    """Where a worker listens: the interface asked for, else this host's address on the
+    route to the scheduler (loopback next to a loopback scheduler).
+
+    Never ``None``: distributed would then listen on every interface, and so would the
+    worker's plain-HTTP metrics server, which follows the worker's address.
+    """
     if options["interface"]:
         from distributed.utils import get_ip_interface
 
         return get_ip_interface(options["interface"])
     from distributed.comm import get_address_host
 
-    return LOOPBACK if is_loopback(get_address_host(scheduler_address)) else None
+    return address_facing([get_address_host(scheduler_address)])
 
 
 # ------------------------------------------------------------------------------ client
