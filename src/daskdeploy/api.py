@@ -13,6 +13,7 @@ from typing import Any
 
 from . import config, lifecycle, profiles, records, registry, scratch
 from .backends.base import Backend, LaunchCommand, StartContext
+from .commands import CommandError
 from .deployment import DeployedClient, Deployment
 from .errors import (
     BackendUnavailableError,
@@ -147,12 +148,15 @@ class Plan:
                 )
         except BaseException as exc:
             deployment.teardown()
-            if isinstance(exc, DaskDeployError) or not isinstance(exc, Exception):
-                raise
-            raise DeploymentError(
-                f"Starting the {self.backend.name!r} backend failed: {_root_cause(exc)}. "
-                f"Nothing was left running."
-            ) from exc
+            # A failing external command (squeue, sbatch, ...) is a failed start like any
+            # other: DeploymentError, exit status 1, whatever had started is gone.
+            failed_start = isinstance(exc, CommandError) or not isinstance(exc, DaskDeployError)
+            if failed_start and isinstance(exc, Exception):
+                raise DeploymentError(
+                    f"Starting the {self.backend.name!r} backend failed: "
+                    f"{_root_cause(exc)}. Nothing was left running."
+                ) from exc
+            raise
         deployment.announce()
         return client
 
