@@ -213,3 +213,22 @@ def test_ssh_connect_options_are_recorded_without_secrets():
         "known_hosts": None,
         "client_keys": ["/home/me/.ssh/id_ed25519"],
     }
+
+
+def test_cleanup_removes_worker_spill_directories_left_on_this_host(tmp_path, monkeypatch):
+    """A worker killed before its shell's exit trap ran (srun step killed after kill -9 of
+    an salloc shell's client) leaves daskdeploy-<id>-XXXXXX in TMPDIR; the clean-up the
+    reaper runs takes it, and only it."""
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    deployment_id = "dd-0123abcd"
+    left = tmp_path / f"daskdeploy-{deployment_id}-Xy12Ab"
+    (left / "dask-scratch-space").mkdir(parents=True)
+    other = tmp_path / "daskdeploy-dd-99999999-Xy12Ab"  # another deployment's
+    other.mkdir()
+    report = orphans.end_deployment(deployment_id)
+    assert not report.errors, report.errors
+    assert not left.exists()
+    assert other.exists()

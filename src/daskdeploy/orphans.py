@@ -563,7 +563,10 @@ def _remove_files(
         shared_cache_dir("credentials", deployment_id),
         shared_cache_dir("rendezvous", f"{deployment_id}.json"),
     ]
-    scratch_prefix = f"{SCRATCH_PREFIX}{deployment_id}-pid"
+    # Its scratch directories (daskdeploy-<id>-pid<pid>-...) and the spill directories its
+    # workers made on this host (daskdeploy-<id>-XXXXXX): a worker killed before its
+    # shell's exit trap ran leaves one behind.
+    scratch_prefix = f"{SCRATCH_PREFIX}{deployment_id}-"
     with contextlib.suppress(OSError):
         for entry in Path(tempfile.gettempdir()).iterdir():
             if entry.name.startswith(scratch_prefix) and entry.lstat().st_uid == os.getuid():
