@@ -189,6 +189,18 @@ def test_every_console_block_is_marked_and_runs_somewhere():
     assert len(unrun) <= 1, f"only the set-up block may go unrun: {unrun}"
 
 
+def test_the_set_up_installs_extras_that_exist_and_enters_the_scripts_directory():
+    tomllib = pytest.importorskip("tomllib", reason="tomllib is in the standard library from 3.11")
+
+    text = TUTORIAL.read_text()
+    extras = tomllib.loads((REPO / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"
+    ]
+    for named in re.findall(r"pip install -e '\.\[([\w,]+)\]'", text):
+        assert set(named.split(",")) <= set(extras), named
+    assert "cd docs/tutorial" in text and SCRIPTS.is_dir()
+
+
 def test_shape_matching_ignores_numbers_and_ids_but_not_words():
     shown = [(1, "daskdeploy: dd-1e46cd8d on local: 2 workers x 1 thread, scheduler ...")]
     assert not missing_output(
