@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+import dask
 import pytest
 
 import daskdeploy
@@ -108,13 +109,27 @@ def test_allocation_workers_use_the_deployments_credentials(slurm, sandbox):
 
 def test_ssh_hosts_get_private_credentials_removed_at_close(ssh_hosts):
     first, second, third = ssh_hosts.hosts
-    with daskdeploy.deploy(
-        "ssh",
-        hosts=[first, second, third],
-        connect_options=ssh_hosts.connect_options(),
-        quiet=True,
-    ) as client:
+    secret = "SECRET-7f3a-not-for-ps"  # another tool's token in this user's dask config
+    with (
+        dask.config.set({"othertool": {"token": secret}}),
+        daskdeploy.deploy(
+            "ssh",
+            hosts=[first, second, third],
+            connect_options=ssh_hosts.connect_options(),
+            quiet=True,
+        ) as client,
+    ):
         assert_secured(client)
+        # distributed's SSH start passes the inherited config on the remote command line
+        # (`env DASK_INTERNAL_INHERIT_CONFIG=... python`, in ps while it starts) into every
+        # remote process's environment: only dask's own sections may go there.
+        assert ssh_hosts.remote_processes("distributed.cli.dask_spec")
+        assert not ssh_hosts.remote_processes(secret)
+        remote = client.run_on_scheduler(
+            lambda: (dask.config.get("othertool", None), dask.config.get("daskdeploy", None))
+        )
+        assert remote == (None, None)
+        assert dask.config.get("othertool.token") == secret  # this process keeps it
         remote = f"/tmp/daskdeploy-{client.deployment.id}/tls"  # the hosts' sessions use /tmp
         for host in ssh_hosts.hosts:
             modes = ssh_hosts.ssh(host, f"stat -c %a {remote} {remote}/ca.pem {remote}/key.pem")

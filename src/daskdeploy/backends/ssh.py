@@ -16,10 +16,12 @@ distributed's SSHCluster:
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import importlib.util
 import logging
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import PurePosixPath
 from typing import Any, ClassVar
 
@@ -58,6 +60,37 @@ def _mapping(value: Any) -> dict[str, Any]:
             f"{{'port': 22, 'username': 'me'}}, got {value!r}"
         )
     return dict(value)
+
+
+#: Top-level dask config sections the remote scheduler and workers inherit. distributed's
+#: SSH classes pass the whole config in an environment variable set on the remote command
+#: line; other sections (tokens of other tools, a password in
+#: ``daskdeploy.ssh.connect_options``) stay in this process.
+REMOTE_CONFIG_SECTIONS = (
+    "distributed",
+    "temporary-directory",
+    "array",
+    "dataframe",
+    "optimization",
+    "tokenize",
+)
+
+
+@contextlib.contextmanager
+def _only_config_for_remote_processes() -> Iterator[None]:
+    """While the remote processes start, this process's dask config holds only
+    :data:`REMOTE_CONFIG_SECTIONS` (changed in place: distributed reads the global dict)."""
+    import dask.config
+
+    saved = copy.deepcopy(dask.config.config)
+    kept = {key: value for key, value in saved.items() if key in REMOTE_CONFIG_SECTIONS}
+    dask.config.config.clear()
+    dask.config.config.update(copy.deepcopy(kept))
+    try:
+        yield
+    finally:
+        dask.config.config.clear()
+        dask.config.config.update(saved)
 
 
 class SSHBackend(Backend):
@@ -205,7 +238,7 @@ class SSHBackend(Backend):
                 )
             # distributed's SSH processes inherit this process's dask config, which tells
             # them (by path, on their host) which credentials to use.
-            with dask.config.set(remote_config):
+            with _only_config_for_remote_processes(), dask.config.set(remote_config):
                 cluster = SpecCluster(
                     workers=workers,
                     scheduler={
