@@ -138,6 +138,11 @@ def small_profile(scene: Scene) -> None:
     scene.config({"daskdeploy.profiles": SMALL_PROFILE})
 
 
+def profile_for_a_gone_backend(scene: Scene) -> None:
+    """A saved profile 'old' whose backend is not (or no longer) installed."""
+    scene.config({"daskdeploy.profiles": {"old": {"backend": "pbs", "workers": 2}}})
+
+
 def no_commands(scene: Scene) -> None:
     """PATH holds only an empty directory: no sbatch, squeue, srun, scontrol or mpiexec."""
     scene.env(PATH=str(scene.empty_dir))
@@ -495,6 +500,14 @@ CASES = [
         "Did you mean 'small'?",
         "daskdeploy profile save NAME",
         setup=small_profile,
+    ),
+    api(
+        "api-profile-names-an-unknown-backend",
+        lambda: plan("old"),
+        UnknownBackendError,
+        "Unknown backend 'pbs'",
+        "It is named by profile 'old'",
+        setup=profile_for_a_gone_backend,
     ),
     api(
         "api-profile-for-another-backend",

@@ -276,7 +276,15 @@ def plan_from(
         requested, chosen_by = profile_backend, f"profile {profile!r}"
     if requested == "auto":
         requested, chosen_by = _auto_backend(), f"{chosen_by} -> auto-detected"
-    chosen = registry.get_backend(requested)
+    try:
+        chosen = registry.get_backend(requested)
+    except UnknownBackendError as exc:
+        if profile is None:
+            raise
+        raise UnknownBackendError(
+            f"{exc} It is named by {chosen_by}: fix its 'backend' with "
+            f"`daskdeploy profile save {profile} --backend NAME ...`, or delete it."
+        ) from exc
     section = config.backend_section(chosen.name)
     defaults = {
         k: v for k, v in section.items() if config.source_of(chosen.name, k, v) == "default"
