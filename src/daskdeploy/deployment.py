@@ -87,8 +87,8 @@ class Deployment:
             self.add_cleanup(f"stop {self.backend} backend", step)
         if running.cluster is not None:
             self.add_cleanup(f"close {type(running.cluster).__name__}", running.cluster.close)
-        if running.end_abandoned_tasks is not None:
-            self.add_cleanup("end workers still running tasks", running.end_abandoned_tasks)
+        if running.stop_workers is not None:
+            self.add_cleanup("stop the workers", running.stop_workers)
 
     def measure(self) -> EfficiencyMeter:
         """Start measuring CPU efficiency from now on; returns the running meter.

@@ -6,7 +6,8 @@ functions are serialised with their code instead of as an import path. They may
 therefore use only the standard library and distributed, imported inside the function.
 
 Used by :mod:`daskdeploy.efficiency` (CPU and memory of worker processes, the task
-stream summary) and :mod:`daskdeploy.progress` (how many tasks are in each state).
+stream summary), :mod:`daskdeploy.progress` (how many tasks are in each state) and
+:mod:`daskdeploy.backends.nannies` (closing a nanny from inside it).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 __all__ = [
+    "close_nanny_soon",
     "process_usage",
     "shipped",
     "summarise_task_records",
@@ -35,6 +37,18 @@ def shipped() -> None:
 
         cloudpickle.register_pickle_by_value(sys.modules[__name__])
         _registered = True
+
+
+def close_nanny_soon(timeout: float, reason: str, dask_worker: Any) -> None:
+    """Start closing the calling nanny (``client.run(..., nanny=True)``) and return at once.
+
+    Returning first lets the reply reach the scheduler before the nanny closes its
+    connections. ``Nanny.close`` gives its worker 0.8 x ``timeout`` to exit, then kills it.
+    """
+    import asyncio
+
+    task = asyncio.ensure_future(dask_worker.close(timeout=timeout, reason=reason))
+    dask_worker._daskdeploy_closing = task  # keep a reference until it is done
 
 
 def process_usage() -> dict[str, Any]:

@@ -40,6 +40,7 @@ from ..options import (
 from ..rendezvous import shared_rendezvous_dir
 from ..slurmenv import Allocation, in_allocation
 from .base import Availability, Backend, Running, StartContext, dashboard_link
+from .nannies import stop_workers_through_nannies
 from .scheduler_cluster import scheduler_only_cluster
 
 __all__ = ["AllocationBackend"]
@@ -171,6 +172,7 @@ class AllocationBackend(Backend):
             threads_per_worker=layout.threads,
             dashboard_link=dashboard_link(cluster) if options["dashboard"] else None,
             stop=stop,
+            stop_workers=lambda: stop_workers_through_nannies(cluster),
             check=step.check,
             diagnose=step.diagnose,
         )

@@ -101,10 +101,10 @@ class Running:
     stop
         Callables run at close, last registered first, after the client and the cluster
         are closed.
-    end_abandoned_tasks
-        Called at close after the client is closed and before the cluster closes: ends
-        the workers still running tasks nobody waits for any more, so that closing the
-        cluster does not wait for them (a pure-Python loop cannot be interrupted).
+    stop_workers
+        Called at close after the client is closed and before the cluster closes: stops
+        the workers at once, without waiting for tasks nobody waits for any more (see
+        :func:`daskdeploy.backends.nannies.stop_workers_through_nannies`).
     check
         Called about once a second while daskdeploy waits for the workers; raises
         :class:`~daskdeploy.DeploymentError` as soon as the wait is known to be hopeless
@@ -129,7 +129,7 @@ class Running:
     expected_workers: int = 0
     dashboard_link: str | None = None
     stop: list[Callable[[], Any]] = field(default_factory=list)
-    end_abandoned_tasks: Callable[[], Any] | None = None
+    stop_workers: Callable[[], Any] | None = None
     check: Callable[[], None] | None = None
     diagnose: Callable[[], str] | None = None
     threads_per_worker: int | None = None

@@ -10,49 +10,16 @@ deployment's connections TLS with credentials only it holds.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 from ..credentials import write_private
 from ..options import Option, ResolvedOptions, boolean
 from .base import Backend, Running, StartContext, dashboard_link
-
-if TYPE_CHECKING:
-    from distributed import LocalCluster
+from .nannies import stop_workers_through_nannies
 
 __all__ = ["LocalBackend"]
 
 LOOPBACK = "127.0.0.1"
-
-#: Seconds a worker process gets at close to exit by itself before it is killed.
-WORKER_EXIT_GRACE = 1.0
-
-
-def _close_workers_without_waiting_for_tasks(cluster: LocalCluster) -> None:
-    """Stop the worker processes without waiting for the tasks they are still running.
-
-    Once the client has closed, nobody waits for those tasks. A graceful close would let
-    each worker finish its running task, and distributed's nanny waits 4 s before it kills
-    a worker; a pure-Python loop cannot be interrupted, so every Ctrl-C, SIGTERM or early
-    exit in the middle of a computation would cost that (and more on a loaded machine).
-    Idle workers exit at once either way.
-    """
-
-    async def close_nannies() -> None:
-        import asyncio
-
-        # Nanny.close gives the worker 0.8 x timeout to exit before killing it. Closing
-        # the nanny first (rather than killing its process) keeps it from restarting it.
-        await asyncio.gather(
-            *(
-                worker.close(timeout=WORKER_EXIT_GRACE / 0.8)
-                for worker in list(cluster.workers.values())
-                if hasattr(worker, "process")  # a Nanny: a worker process
-            ),
-            return_exceptions=True,
-        )
-
-    if cluster.status.name == "running":
-        cluster.sync(close_nannies)
 
 
 def _worker_count(options: ResolvedOptions) -> int:
@@ -129,7 +96,7 @@ class LocalBackend(Backend):
             security=security,
             expected_workers=workers,
             dashboard_link=dashboard_link(cluster) if options["dashboard"] else None,
-            end_abandoned_tasks=(lambda: _close_workers_without_waiting_for_tasks(cluster))
+            stop_workers=(lambda: stop_workers_through_nannies(cluster))
             if options["processes"]
             else None,
         )

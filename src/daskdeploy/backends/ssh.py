@@ -47,6 +47,7 @@ from ..sshhosts import (
     recordable_connect_options,
 )
 from .base import Availability, Backend, Running, StartContext
+from .nannies import stop_workers_through_nannies
 
 __all__ = ["SSHBackend"]
 
@@ -265,6 +266,7 @@ class SSHBackend(Backend):
             # The dashboard listens on the scheduler host's loopback: reach it by a tunnel.
             dashboard_link=None,
             stop=[end_remote],
+            stop_workers=lambda: stop_workers_through_nannies(cluster),
             record={
                 "remote_dirs": remote_dirs,
                 "connect_options": recordable_connect_options(connect),
