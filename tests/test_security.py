@@ -21,6 +21,9 @@ from conftest import run_batch_job
 from daskdeploy.credentials import shared_credentials_dir
 
 OUTSIDER_CHECK = '''
+import sys
+
+
 def outsider_refusals(address):
     """Try the scheduler as another user would: plain TCP, then foreign TLS credentials."""
     from distributed import Client, Security
@@ -89,7 +92,8 @@ def test_allocation_workers_use_the_deployments_credentials(slurm, sandbox):
         "from daskdeploy.credentials import shared_credentials_dir\n"
         "with daskdeploy.deploy('allocation', quiet=True) as client:\n"
         "    print('ADDRESS', client.scheduler.address)\n"
-        "    print('REFUSED', *outsider_refusals(client.scheduler.address))\n"
+        "    refused = ' '.join(['REFUSED', *outsider_refusals(client.scheduler.address)])\n"
+        "    sys.stdout.write(refused + '\\n')  # one write: stderr lines cannot split it\n"
         "    print('RESULT', client.submit(sum, [1, 2]).result())\n"
         "    print('WORKERS', len(client.scheduler_info()['workers']))\n"
         "    directory = shared_credentials_dir(client.deployment.id)\n"
@@ -145,7 +149,8 @@ def test_mpi_ranks_share_credentials_by_message(mpiexec_path, sandbox):
         OUTSIDER_CHECK + "import daskdeploy\n"
         "with daskdeploy.deploy('mpi', quiet=True) as client:\n"
         "    print('ADDRESS', client.scheduler.address)\n"
-        "    print('REFUSED', *outsider_refusals(client.scheduler.address))\n"
+        "    refused = ' '.join(['REFUSED', *outsider_refusals(client.scheduler.address)])\n"
+        "    sys.stdout.write(refused + '\\n')  # one write: stderr lines cannot split it\n"
         "    print('RESULT', client.submit(sum, [1, 2]).result())\n",
     )
     result = sandbox.run([mpiexec_path, "-n", "3", sys.executable, str(script)], timeout=120)
