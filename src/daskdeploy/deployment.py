@@ -177,6 +177,8 @@ class Deployment:
             f"daskdeploy: {self.id} on {self.backend}: {workers} worker"
             f"{'s' if workers != 1 else ''} x {threads} thread{'s' if threads != 1 else ''}"
         )
+        if self.running and self.running.sizing_note:
+            text += f" ({self.running.sizing_note})"
         if self.scheduler_address:
             text += f", scheduler {self.scheduler_address}"
         if self.dashboard_link:

@@ -115,6 +115,10 @@ class Running:
     threads_per_worker
         Threads each worker got, when the backend chose them itself (e.g. from the job's
         ``--cpus-per-task``); ``None`` means the ``threads_per_worker`` option holds.
+    sizing_note
+        Why the workers and threads are what they are, when the backend chose them from
+        its environment (e.g. "4 CPUs per SLURM task: one single-threaded worker per
+        CPU"); shown in the start-up line.
     record
         What ``daskdeploy cleanup`` needs to end this deployment from another process
         when its owner died without tearing it down (e.g. the SSH hosts, connect options
@@ -133,6 +137,7 @@ class Running:
     check: Callable[[], None] | None = None
     diagnose: Callable[[], str] | None = None
     threads_per_worker: int | None = None
+    sizing_note: str | None = None
     record: dict[str, Any] = field(default_factory=dict)
 
 
