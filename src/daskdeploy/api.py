@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import config, lifecycle, profiles, records, registry, scratch
+from . import adoption, config, lifecycle, profiles, records, registry, scratch
 from .backends.base import Backend, LaunchCommand, StartContext
 from .commands import CommandError
 from .deployment import DeployedClient, Deployment
@@ -122,7 +122,7 @@ class Plan:
             deployment.add_cleanup("restore __main__", hide_main_from_spawn())
             # Processes the backend starts inherit the id, so `daskdeploy cleanup` finds them.
             deployment.add_cleanup("untag new processes", tag_processes(deployment_id))
-            with _scratch_as_temporary_directory(scratch_dir):
+            with _scratch_as_temporary_directory(scratch_dir), adoption.paused():
                 running = self.backend.start(self.options, StartContext(deployment_id, scratch_dir))
             deployment.attach(running)
             # (MPI's serving ranks never return from start, so only the client rank gets here.)

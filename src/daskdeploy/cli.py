@@ -96,6 +96,7 @@ def _collect_options(
     assignments: Iterable[str],
     quiet: bool = False,
     report: bool = False,
+    adopt: bool | None = None,
 ) -> dict[str, Any]:
     options = _parse_assignments(assignments)
     flags = {
@@ -104,6 +105,7 @@ def _collect_options(
         "memory_per_worker": memory_per_worker,
         "quiet": True if quiet else None,
         "report": True if report else None,
+        "adopt": adopt,
     }
     for name, value in flags.items():
         if value is not None:
@@ -205,6 +207,13 @@ def cli() -> None:
     help="Draw a progress bar of running computations on stderr (default: when stderr "
     "is a terminal and --quiet is not given).",
 )
+@click.option(
+    "--adopt/--no-adopt",
+    default=None,
+    help="Run the clusters, clients and schedulers the script makes for itself (Client(), "
+    "LocalCluster(...), SLURMCluster(...), scheduler='processes', ...) on this deployment, "
+    "saying so on stderr (default; option adopt). --no-adopt: the script keeps its own.",
+)
 @click.argument("script", type=_SCRIPT, callback=_script_not_an_option)
 @click.argument("script_args", nargs=-1, type=click.UNPROCESSED)
 def run(
@@ -219,14 +228,17 @@ def run(
     quiet: bool,
     report: bool,
     progress: bool | None,
+    adopt: bool | None,
     script: Path,
     script_args: tuple[str, ...],
 ) -> None:
     """Deploy, run SCRIPT [ARGS...] on the deployment, tear down, exit with its status.
 
     The script needs no daskdeploy code: its dask.compute(), .compute() and
-    daskdeploy.deploy() calls all use the deployment. Everything after SCRIPT is passed
-    to the script.
+    daskdeploy.deploy() calls all use the deployment, and so do the clusters it makes
+    for itself (Client(), LocalCluster(...), SLURMCluster(...), dask_mpi.initialize(),
+    scheduler='processes'), each named in one line on stderr. Everything after SCRIPT is
+    passed to the script.
 
     \b
     Examples:
@@ -238,11 +250,12 @@ def run(
       daskdeploy run --report -n 2 my_analysis.py   # CPU efficiency and hints at the end
     """
     from . import lifecycle
+    from .adoption import adopting
     from .api import plan_from
     from .runner import run_script
 
     options = _collect_options(
-        workers, threads_per_worker, memory_per_worker, assignments, quiet, report
+        workers, threads_per_worker, memory_per_worker, assignments, quiet, report, adopt
     )
     deployment_plan = _api_call(plan_from, backend, profile, options, "command line")
     # The same command on every rank, for backends that start under a launcher (mpi).
@@ -255,6 +268,7 @@ def run(
         *(["--quiet"] if quiet else []),
         *(["--report"] if report else []),
         *([] if progress is None else ["--progress" if progress else "--no-progress"]),
+        *([] if adopt is None else ["--adopt" if adopt else "--no-adopt"]),
         str(script.resolve()),
         *script_args,
     ]
@@ -284,7 +298,8 @@ def run(
         lifecycle.set_ambient(client.deployment)
         if bar is not None:
             sys.stdout, sys.stderr = bar.guard(sys.stdout), bar.guard(sys.stderr)
-        status = run_script(script, script_args)
+        with adopting(client.deployment, enabled=client.deployment.options["adopt"]):
+            status = run_script(script, script_args)
         lifecycle.set_exit_status(status)
     finally:
         if bar is not None:

@@ -167,16 +167,20 @@ class Deployment:
                 self.closed = True
                 lifecycle.unregister(self)
 
-    def summary(self) -> str:
-        """One line: backend, workers and threads, scheduler and dashboard addresses."""
+    def shape(self) -> str:
+        """``"2 workers x 1 thread"``: the workers as started (before any rescaling)."""
         workers = self.running.expected_workers if self.running else 0
         threads = self.options.get("threads_per_worker")
         if self.running and self.running.threads_per_worker:
             threads = self.running.threads_per_worker
-        text = (
-            f"daskdeploy: {self.id} on {self.backend}: {workers} worker"
-            f"{'s' if workers != 1 else ''} x {threads} thread{'s' if threads != 1 else ''}"
+        return (
+            f"{workers} worker{'s' if workers != 1 else ''} x "
+            f"{threads} thread{'s' if threads != 1 else ''}"
         )
+
+    def summary(self) -> str:
+        """One line: backend, workers and threads, scheduler and dashboard addresses."""
+        text = f"daskdeploy: {self.id} on {self.backend}: {self.shape()}"
         if self.running and self.running.sizing_note:
             text += f" ({self.running.sizing_note})"
         if self.scheduler_address:

@@ -124,6 +124,9 @@ class EfficiencyReport:
         What was measured, e.g. ``"dd-1a2b3c4d on slurm"``.
     hosts
         Load of each worker host (Linux hosts only).
+    script_clusters
+        Clusters and schedulers the script made for itself and kept (``daskdeploy run
+        --no-adopt``), as it called them: their work is not in these figures.
     hints
         Plain-language explanations of low efficiency and what to change.
     """
@@ -139,6 +142,7 @@ class EfficiencyReport:
     large_graph: str | None = None
     label: str = ""
     hosts: tuple[HostLoad, ...] = ()
+    script_clusters: tuple[str, ...] = ()
     hints: tuple[str, ...] = ()
 
     @property
@@ -249,6 +253,8 @@ class EfficiencyMeter:
         self._usage: dict[str, dict[str, Any]] = {}
         self._large_graphs: list[str] = []
         self._restore_warnings: Callable[[], None] | None = None
+        #: Clusters the script kept for itself (adoption off); named by the report.
+        self.script_clusters: list[str] = []
 
     def start(self) -> EfficiencyMeter:
         """Take the starting snapshot; returns the meter itself."""
@@ -300,6 +306,7 @@ class EfficiencyMeter:
             label=self.label,
             startup_seconds=self.startup_seconds,
             large_graph=max(self._large_graphs, key=_size_of, default=None),
+            script_clusters=tuple(self.script_clusters),
         )
 
 
@@ -380,6 +387,7 @@ def build_report(
     label: str = "",
     startup_seconds: float | None = None,
     large_graph: str | None = None,
+    script_clusters: tuple[str, ...] = (),
 ) -> EfficiencyReport:
     """Turn two snapshots and the scheduler's task summary into an :class:`EfficiencyReport`.
 
@@ -426,6 +434,7 @@ def build_report(
         large_graph=large_graph,
         label=label,
         hosts=hosts,
+        script_clusters=script_clusters,
     )
     return _with_hints(report)
 

@@ -4,6 +4,9 @@ Each rule looks at the figures of an :class:`~daskdeploy.efficiency.EfficiencyRe
 and, when its pattern shows, says what is happening and what to change. The rules and
 their thresholds:
 
+* **the script's own cluster**: under ``daskdeploy run --no-adopt`` the script made its
+  own cluster, client or local scheduler, which did the work the report cannot see
+  (always said, whatever the efficiency).
 * **a crowded host**: a worker host was at least 85 % busy, and processes other than
   the workers used at least a quarter of its cores.
 * **threads on GIL-bound code**: a worker process with several threads kept on average
@@ -51,6 +54,10 @@ def efficiency_hints(report: EfficiencyReport) -> Iterator[str]:
     efficiency = report.cpu_efficiency
     low = efficiency is not None and efficiency < LOW_EFFICIENCY
     gil = _gil_bound_processes(report)
+    if report.script_clusters:
+        yield _own_clusters_hint(report)
+        if report.tasks == 0:
+            return
     if low and report.tasks == 0:
         yield (
             "No tasks ran on the workers while they were up: the work happened in the "
@@ -96,6 +103,19 @@ def efficiency_hints(report: EfficiencyReport) -> Iterator[str]:
             f"(dask.delayed(load)(path), dd.read_csv, da.from_zarr) or send it once with "
             f"client.scatter and pass the future."
         )
+
+
+def _own_clusters_hint(report: EfficiencyReport) -> str:
+    names = "; ".join(report.script_clusters[:3])
+    more = len(report.script_clusters) - 3
+    if more > 0:
+        names += f" and {more} more"
+    idle = "so no tasks ran on them" if report.tasks == 0 else "and its tasks are not counted"
+    return (
+        f"The script ran its own Dask set-up ({names}) because adoption was off "
+        f"(--no-adopt): that did the work, not this deployment's workers, {idle}. Run "
+        f"without --no-adopt to put the script's work on the deployment."
+    )
 
 
 def _crowded_hosts(report: EfficiencyReport) -> list[HostLoad]:

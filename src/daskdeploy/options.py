@@ -271,6 +271,14 @@ COMMON_OPTIONS: tuple[Option, ...] = (
         "listens on 127.0.0.1 only). false: plain TCP, with a warning saying who can "
         "then connect (none for local on loopback).",
     ),
+    Option(
+        "adopt",
+        boolean,
+        "Under `daskdeploy run`: the clusters, clients and schedulers the script makes for "
+        "itself (Client(), LocalCluster(...), SLURMCluster(...), scheduler='processes', "
+        "...) run on this deployment, one stderr line each saying so. false: the script "
+        "keeps its own (daskdeploy run --no-adopt). No effect on deploy() elsewhere.",
+    ),
 )
 
 

@@ -115,6 +115,11 @@ class Running:
     threads_per_worker
         Threads each worker got, when the backend chose them itself (e.g. from the job's
         ``--cpus-per-task``); ``None`` means the ``threads_per_worker`` option holds.
+    scalable
+        True when ``cluster.scale()``/``adapt()`` can change the number of workers
+        (local, slurm); False for a fixed set (an allocation's tasks, MPI ranks, SSH
+        hosts). Scripts run by ``daskdeploy run`` are told when their ``scale`` cannot
+        apply.
     sizing_note
         Why the workers and threads are what they are, when the backend chose them from
         its environment (e.g. "4 CPUs per SLURM task: one single-threaded worker per
@@ -137,6 +142,7 @@ class Running:
     check: Callable[[], None] | None = None
     diagnose: Callable[[], str] | None = None
     threads_per_worker: int | None = None
+    scalable: bool = False
     sizing_note: str | None = None
     record: dict[str, Any] = field(default_factory=dict)
 

@@ -95,6 +95,7 @@ class LocalBackend(Backend):
             cluster=cluster,
             security=security,
             expected_workers=workers,
+            scalable=True,
             dashboard_link=dashboard_link(cluster) if options["dashboard"] else None,
             stop_workers=(lambda: stop_workers_through_nannies(cluster))
             if options["processes"]

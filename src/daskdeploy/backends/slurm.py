@@ -287,6 +287,7 @@ class SlurmBackend(Backend):
             cluster=cluster,
             security=security,
             expected_workers=expected,
+            scalable=True,
             dashboard_link=dashboard_link(cluster) if options["dashboard"] else None,
             stop=stop,
             check=watcher.check,

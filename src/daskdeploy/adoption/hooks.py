@@ -1,0 +1,279 @@
+"""Where a script's own Dask set-up is intercepted, installed for one run and then removed.
+
+Each hook asks :func:`daskdeploy.adoption.current` on every call, so a paused thread
+(daskdeploy's own code) and the time after the run see the original behaviour:
+
+* ``distributed.Client.__init__``: no address, no scheduler file and no
+  ``scheduler-address`` in dask config (``Client()``, ``Client(n_workers=2)``) -> the
+  deployment. ``Client.shutdown`` of such a client closes only the client.
+* ``distributed.deploy.SpecCluster.__new__``, the base of ``LocalCluster`` and of every
+  dask-jobqueue class (``SLURMCluster``, ``PBSCluster``, ...), and the ``SSHCluster``
+  factory -> an :class:`~daskdeploy.adoption.cluster.AdoptedCluster`.
+* dask's named schedulers ``threads``/``threading``/``processes``/``multiprocessing``
+  (``dask.config.set(scheduler=...)``, ``compute(scheduler=...)``) -> the deployment's
+  client. ``sync``/``single-threaded`` stay in the script's process.
+* ``dask_mpi.initialize`` and ``dask_mpi.execute``, patched when the script imports
+  dask_mpi: the script is already the client of a running deployment.
+
+Nothing here imports dask_jobqueue, dask_mpi or mpi4py.
+"""
+
+from __future__ import annotations
+
+import importlib.abc
+import importlib.machinery
+import inspect
+import sys
+from collections.abc import Callable
+from types import ModuleType
+from typing import Any
+
+from . import current
+from .cluster import AdoptedCluster, call_text
+
+__all__ = ["install"]
+
+_ROUTED_SCHEDULERS = ("threads", "threading", "processes", "multiprocessing")
+_SSH_MODULES = ("distributed", "distributed.deploy", "distributed.deploy.ssh", "dask.distributed")
+
+
+def install() -> Callable[[], None]:
+    """Install every hook; return the function that removes them all again."""
+    undo = [
+        _hook_client(),
+        _hook_spec_cluster(),
+        _hook_ssh_cluster(),
+        _hook_named_schedulers(),
+        _hook_on_import("dask_mpi", _patch_dask_mpi),
+    ]
+
+    return _all(undo)
+
+
+def _set(owner: Any, name: str, value: Any) -> Callable[[], None]:
+    """Set ``owner.name`` and return how to restore it (or delete it if it was not there)."""
+    missing = object()
+    before = vars(owner).get(name, missing)
+    setattr(owner, name, value)
+
+    def restore() -> None:
+        if before is missing:
+            delattr(owner, name)
+        else:
+            setattr(owner, name, before)
+
+    return restore
+
+
+def _all(steps: list[Callable[[], None]]) -> Callable[[], None]:
+    """One function that runs ``steps`` in reverse order."""
+
+    def run() -> None:
+        for step in reversed(steps):
+            step()
+
+    return run
+
+
+# -- Client ------------------------------------------------------------------------------
+
+
+def _hook_client() -> Callable[[], None]:
+    from distributed import Client
+
+    original_init = Client.__init__
+    original_shutdown = Client.shutdown
+    signature = inspect.signature(original_init)
+
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        adoption = current()
+        if adoption is None:
+            original_init(self, *args, **kwargs)
+            return
+        bound = signature.bind(self, *args, **kwargs)
+        named = bound.arguments
+        address = named.get("address")
+        if isinstance(address, AdoptedCluster):
+            self._daskdeploy_adopted = True
+        elif address is None and named.get("scheduler_file") is None and not _configured():
+            wishes = dict(named.pop("kwargs", {}))
+            request = call_text(type(self).__name__, (), wishes)
+            if adoption.mode == "adopt":
+                named["address"] = adoption.cluster_for(request, wishes)
+                self._daskdeploy_adopted = True
+            else:
+                adoption.note(request)
+                named["kwargs"] = wishes
+        original_init(*bound.args, **bound.kwargs)
+        if getattr(self, "_daskdeploy_adopted", False):
+            adoption.adopted_client(self)
+
+    def shutdown(self: Any) -> Any:
+        if getattr(self, "_daskdeploy_adopted", False) and current() is not None:
+            # The scheduler is the deployment's: it ends with the run, not with the script.
+            return self.close()
+        return original_shutdown(self)
+
+    __init__.__wrapped__ = original_init  # type: ignore[attr-defined]
+    undo = [_set(Client, "__init__", __init__), _set(Client, "shutdown", shutdown)]
+    return _all(undo)
+
+
+def _configured() -> bool:
+    import dask.config
+
+    return bool(dask.config.get("scheduler-address", None))
+
+
+# -- clusters ------------------------------------------------------------------------------
+
+
+def _hook_spec_cluster() -> Callable[[], None]:
+    from distributed.deploy import SpecCluster
+
+    def __new__(cls: type, *args: Any, **kwargs: Any) -> Any:
+        adoption = current()
+        if adoption is not None:
+            request = call_text(cls.__name__, args, kwargs)
+            if adoption.mode == "adopt":
+                return adoption.cluster_for(request, kwargs)
+            adoption.note(request)
+        return object.__new__(cls)
+
+    return _set(SpecCluster, "__new__", __new__)
+
+
+def _hook_ssh_cluster() -> Callable[[], None]:
+    from distributed.deploy import ssh
+
+    original = ssh.SSHCluster
+
+    def SSHCluster(*args: Any, **kwargs: Any) -> Any:
+        adoption = current()
+        if adoption is None or adoption.mode != "adopt":
+            return original(*args, **kwargs)
+        return adoption.cluster_for(call_text("SSHCluster", args, kwargs), kwargs)
+
+    undo = [
+        _set(sys.modules[name], "SSHCluster", SSHCluster)
+        for name in _SSH_MODULES
+        if getattr(sys.modules.get(name), "SSHCluster", None) is original
+    ]
+    return _all(undo)
+
+
+# -- named schedulers ----------------------------------------------------------------------
+
+
+class _RoutedScheduler:
+    """Stands in for one of dask's local schedulers: the deployment runs the graph."""
+
+    def __init__(self, name: str, original: Callable[..., Any]) -> None:
+        self.name = name
+        self.original = original
+
+    def __call__(self, dsk: Any, keys: Any, **kwargs: Any) -> Any:
+        adoption = current()
+        if adoption is None:
+            return self.original(dsk, keys, **kwargs)
+        import dask.config
+
+        configured = dask.config.get("num_workers", None)
+        wishes = {"num_workers": configured} if configured else {}
+        wishes.update(kwargs)
+        request = f"scheduler={self.name!r}"
+        if wishes:
+            request += " " + call_text("", (), wishes)
+        adoption.note(request, once=True)
+        if adoption.mode != "adopt":
+            return self.original(dsk, keys, **kwargs)
+        return adoption.client.get(dsk, keys)
+
+
+def _hook_named_schedulers() -> Callable[[], None]:
+    from dask.base import named_schedulers
+
+    saved = {
+        name: named_schedulers[name] for name in _ROUTED_SCHEDULERS if name in named_schedulers
+    }
+    named_schedulers.update({name: _RoutedScheduler(name, get) for name, get in saved.items()})
+
+    def restore() -> None:
+        named_schedulers.update(saved)
+
+    return restore
+
+
+# -- dask_mpi --------------------------------------------------------------------------
+
+
+def _patch_dask_mpi(module: ModuleType) -> Callable[[], None]:
+    original_initialize = module.initialize
+    original_execute = module.execute
+
+    def initialize(*args: Any, **kwargs: Any) -> Any:
+        adoption = current()
+        if adoption is None or adoption.mode != "adopt":
+            return original_initialize(*args, **kwargs)
+        adoption.note(call_text("dask_mpi.initialize", args, kwargs))
+        return True  # this process is the client; the deployment serves the rest
+
+    def execute(client_function: Any = None, client_args: Any = (), client_kwargs: Any = None,
+                *args: Any, **kwargs: Any) -> Any:  # fmt: skip
+        adoption = current()
+        if adoption is None or adoption.mode != "adopt":
+            return original_execute(client_function, client_args, client_kwargs, *args, **kwargs)
+        adoption.note(call_text("dask_mpi.execute", (client_function,), kwargs))
+        if callable(client_function):
+            client_function(*client_args, **(client_kwargs or {}))
+        return True
+
+    undo = [_set(module, "initialize", initialize), _set(module, "execute", execute)]
+    return _all(undo)
+
+
+class _AfterImport(importlib.abc.MetaPathFinder):
+    """Runs ``patch(module)`` right after ``name`` is imported, if it is during the run."""
+
+    def __init__(self, name: str, patch: Callable[[ModuleType], Callable[[], None]]) -> None:
+        self.name = name
+        self.patch = patch
+        self.undo: Callable[[], None] | None = None
+
+    def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> Any:
+        if fullname != self.name:
+            return None
+        spec = importlib.machinery.PathFinder.find_spec(fullname, path)
+        if spec is None or spec.loader is None:
+            return None
+        loader = spec.loader
+
+        finder = self
+
+        class PatchingLoader(importlib.abc.Loader):
+            def create_module(self, spec: Any) -> Any:
+                return loader.create_module(spec)
+
+            def exec_module(self, module: ModuleType) -> None:
+                loader.exec_module(module)
+                finder.undo = finder.patch(module)
+
+        spec.loader = PatchingLoader()
+        return spec
+
+
+def _hook_on_import(
+    name: str, patch: Callable[[ModuleType], Callable[[], None]]
+) -> Callable[[], None]:
+    if name in sys.modules:
+        return patch(sys.modules[name])
+    finder = _AfterImport(name, patch)
+    sys.meta_path.insert(0, finder)
+
+    def remove() -> None:
+        if finder in sys.meta_path:
+            sys.meta_path.remove(finder)
+        if finder.undo is not None:
+            finder.undo()
+
+    return remove
