@@ -1,7 +1,7 @@
 """Run every daskdeploy benchmark in one go: JSON, PNG figures and a markdown report.
 
     python benchmarks/run_all.py [--smoke] [--repeats 5] [--backends local,slurm,...]
-                                 [--sections startup,workloads,scaling,imports]
+                                 [--sections startup,workloads,scaling,imports,adoption]
                                  [--max-workers N] [--out benchmarks/results]
                                  [--publish docs/benchmarks]
     python benchmarks/run_all.py --from-json benchmarks/results/benchmarks.json
@@ -70,7 +70,7 @@ __all__ = ["format_report", "format_rst", "main", "publish", "report_blocks", "s
 BACKENDS = ("local", "slurm", "allocation", "ssh", "mpi")
 ENV_SECTIONS = ("startup", "workloads")
 """Sections that run on the backends' environments (``environments.backends``)."""
-SECTIONS = (*ENV_SECTIONS, "scaling", "imports")
+SECTIONS = (*ENV_SECTIONS, "scaling", "imports", "adoption")
 DEFAULT_OUT = HERE / "results"
 DEFAULT_REPEATS = 5
 STARTUP_TARGET = 1.05
@@ -209,7 +209,7 @@ def _run_env_sections(args: argparse.Namespace, meter: LoadMeter, notes: list[st
 
 
 def _run_local_sections(args: argparse.Namespace, meter: LoadMeter, notes: list[str]) -> dict:
-    """Run the sections that need no backend environment: scaling and imports."""
+    """Run the sections that need no backend environment: scaling, imports, adoption."""
     return {
         name: _guarded(name, notes, functools.partial(_run_section, name, args, meter, notes))
         for name in SECTIONS
@@ -456,11 +456,31 @@ def _imports_blocks(section: dict[str, Any]) -> list[Block]:
     ]
 
 
+def _adoption_blocks(section: dict[str, Any]) -> list[Block]:
+    rows: list[list[Cell]] = [
+        [label, _fmt(section["median"].get(side))]
+        for side, label in (("adopting", "with adoption"), ("before", "before adoption"))
+    ]
+    return [
+        Heading(f"Adoption's cost (median of {section.get('runs')} runs each, alternating)"),
+        Text(
+            f"command: {section.get('command', '')}; before adoption: commit "
+            f"{str(section.get('baseline', ''))[:10]}"
+        ),
+        Table(["code", "wall s"], rows),
+        Text(
+            f"ratio {_fmt(section.get('ratio'))}; installing and removing the hooks "
+            f"{_fmt(section.get('hooks_us'), '.0f')} us"
+        ),
+    ]
+
+
 RENDERERS: dict[str, Callable[[dict[str, Any]], list[Block]]] = {
     "startup": _startup_blocks,
     "workloads": _workloads_blocks,
     "scaling": _scaling_blocks,
     "imports": _imports_blocks,
+    "adoption": _adoption_blocks,
 }
 
 
