@@ -39,6 +39,12 @@ def test_run_all_smoke(sandbox):
 
     for name in SECTIONS:
         assert "error" not in report[name], report[name]["error"]
+    adoption = report["adoption"]
+    if "error" in adoption:  # only a clone without the history lacks the baseline
+        assert _shallow_clone(), adoption["error"]
+    else:
+        assert adoption["ratio"] > 0 and adoption["hooks_us"] > 0
+        assert any(t["name"].startswith("adoption:") for t in report["targets"])
     startup = report["startup"]
     assert set(startup["backends"]) | set(startup["skipped"]) == set(BACKENDS)
     if os.environ.get("CI"):  # CI has every component: every backend is measured
@@ -61,6 +67,18 @@ def test_run_all_smoke(sandbox):
         assert png.read_bytes().startswith(PNG_MAGIC)
     assert "## Targets" in result.stdout and ("PASS" in result.stdout or "MISS" in result.stdout)
     sandbox.assert_clean()
+
+
+def _shallow_clone() -> bool:
+    import subprocess
+
+    answer = subprocess.run(
+        ["git", "-C", str(REPO), "rev-parse", "--is-shallow-repository"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return answer.returncode != 0 or answer.stdout.strip() == "true"
 
 
 # ------------------------------------------------------- the run published in the docs
