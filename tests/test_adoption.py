@@ -426,3 +426,45 @@ def test_outside_daskdeploy_run_nothing_is_adopted():
         [PYTHON, "-c", "import daskdeploy\n" + code], capture_output=True, text=True, check=False
     )
     assert result.stdout.strip() == "LocalCluster", result.stderr
+
+
+def test_asynchronous_clients_are_adopted_too(deployment_client):
+    import asyncio
+
+    from distributed import Client, LocalCluster
+
+    from daskdeploy.adoption import adopting
+
+    async def script() -> tuple[int, int]:
+        async with Client(asynchronous=True) as bare:
+            first = await bare.submit(sum, [1, 2])
+        async with (
+            LocalCluster(asynchronous=True) as cluster,
+            Client(cluster, asynchronous=True) as client,
+        ):
+            second = await client.submit(sum, [3, 4])
+        return first, second
+
+    with adopting(deployment_client.deployment):
+        assert asyncio.run(script()) == (3, 7)
+
+
+def test_scale_resizes_a_scalable_deployment(deployment_client, capsys):
+    from distributed import LocalCluster
+
+    from daskdeploy.adoption import adopting
+
+    def workers() -> int:
+        return len(deployment_client.scheduler_info(n_workers=-1)["workers"])
+
+    with adopting(deployment_client.deployment):
+        cluster = LocalCluster(processes=3)
+        cluster.scale(3)
+        cluster.wait_for_workers(3, timeout=60)
+        assert workers() == 3
+        cluster.scale(jobs=1)  # one job of the script's processes=3 workers
+        cluster.scale(2)
+    deployment_client.wait_for_workers(2)
+    err = capsys.readouterr().err
+    assert "the script's cluster.scale(3) resizes this deployment (local)" in err
+    assert "the script's cluster.scale(jobs=1) resizes this deployment (local)" in err
