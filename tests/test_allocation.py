@@ -64,23 +64,55 @@ def test_examples_run_unchanged_across_nodes(
     sandbox.assert_clean()
 
 
-def test_workers_take_threads_memory_and_lifetime_from_the_job(slurm, sandbox):
-    script = sandbox.script(
-        "probe_resources.py",
-        "import daskdeploy\n"
-        "with daskdeploy.deploy('allocation', quiet=True) as client:\n"
-        "    info = client.scheduler_info(n_workers=-1)['workers'].values()\n"
-        "    print('threads', sorted(w['nthreads'] for w in info))\n"
-        "    print('memory', sorted(w['memory_limit'] for w in info))\n"
-        "    print('lifetimes', sorted(client.run(lambda dask_worker: dask_worker.lifetime)"
-        ".values()))\n",
-    )
+PROBE_WORKERS = """\
+import sys
+import daskdeploy
+
+def show(label, **options):
+    with daskdeploy.deploy('allocation', **options) as client:
+        info = client.scheduler_info(n_workers=-1)['workers'].values()
+        print(label, 'threads', sorted(w['nthreads'] for w in info))
+        print(label, 'memory', sorted(w['memory_limit'] for w in info))
+        if label == 'default':
+            lifetimes = client.run(lambda dask_worker: dask_worker.lifetime).values()
+            print('lifetimes', sorted(lifetimes))
+        sys.stderr.flush()
+
+show('default')
+show('explicit', threads_per_worker=2)
+show('capped', workers=3)
+"""
+
+
+def test_workers_take_processes_memory_and_lifetime_from_the_job(slurm, sandbox):
+    """-c 2: two single-threaded worker processes per task, sharing the task's memory;
+    threads_per_worker=2 gives one worker of 2 threads per task; workers=3 fills the
+    first task and half the second (the shell's --nworkers arithmetic)."""
+    script = sandbox.script("probe_resources.py", PROBE_WORKERS)
+    dry_run = f"{PYTHON} -m daskdeploy run --backend allocation --dry-run {script}"
+    command = f"{dry_run} && {PYTHON} {script}"
     status, log = sbatch(
-        sandbox, slurm, f"{PYTHON} {script}", "-N", "2", "-n", "2", "-c", "2", "--mem-per-cpu=300"
+        sandbox, slurm, command, "-N", "2", "-n", "2", "-c", "2", "--mem-per-cpu=300"
     )
     assert status == 0, log
-    assert "threads [2, 2]" in log, log
-    assert f"memory [{600 * 2**20}, {600 * 2**20}]" in log, log
+    assert (
+        "4 worker(s) x 1 thread(s), memory 300.00 MiB each, up to 2 per task in 2 task(s) "
+        "(2 CPUs per SLURM task: one single-threaded worker process per CPU" in log
+    ), log
+    mib = 2**20
+    assert "default threads [1, 1, 1, 1]" in log, log
+    assert f"default memory {[300 * mib] * 4}" in log, log  # 2 x 300 MiB per task, split
+    assert (
+        "on allocation: 4 workers x 1 thread (2 CPUs per SLURM task: one single-threaded "
+        "worker process per CPU; set threads_per_worker for threads)" in log
+    ), log
+    assert "explicit threads [2, 2]" in log, log
+    assert f"explicit memory {[600 * mib] * 2}" in log, log
+    assert (
+        "on allocation: 2 workers x 2 threads (2 CPUs per SLURM task, threads_per_worker=2" in log
+    )
+    assert "capped threads [1, 1, 1]" in log, log
+    assert "on allocation: 3 workers x 1 thread (" in log, log
     lifetimes = eval(log.split("lifetimes ", 1)[1].splitlines()[0])  # list of floats
     # 10-minute job: retire after 9 min +/- 15 s, leaving a minute's margin
     assert all(500 <= life <= 560 for life in lifetimes), lifetimes
@@ -180,26 +212,58 @@ def test_outside_an_allocation_the_backend_says_where_to_use_it(monkeypatch):
     assert daskdeploy.plan().backend.name == "local"  # auto does not pick it
 
 
+def test_workers_count_worker_processes_and_no_nanny_means_threads(monkeypatch):
+    """-n 2 -c 2: room for 4 single-threaded workers; without a nanny, dask worker runs one
+    process per task, so it gets the task's 2 CPUs as threads (and says so)."""
+    job = {"SLURM_JOB_ID": "7", "SLURM_NTASKS": "2", "SLURM_CPUS_PER_TASK": "2"}
+    for name, value in job.items():
+        monkeypatch.setenv(name, value)
+    for name in ("SLURM_STEP_ID", "SLURM_PROCID", "SLURM_MEM_PER_CPU", "SLURM_MEM_PER_NODE"):
+        monkeypatch.delenv(name, raising=False)
+    daskdeploy.plan("allocation", workers=4)
+    with pytest.raises(daskdeploy.OptionError, match=r"has 2 task\(s\) of 2 CPUs, which run at"):
+        daskdeploy.plan("allocation", workers=5)
+    without_nanny = daskdeploy.plan("allocation", nanny=False).describe()
+    assert "2 worker(s) x 2 thread(s)" in without_nanny, without_nanny
+    assert "nanny=false, which runs one worker process per task" in without_nanny
+
+
 RUNNER_SCRIPT = """\
 import os, sys
 import daskdeploy
 rank = os.environ["SLURM_PROCID"]
 with daskdeploy.deploy() as client:
-    workers = len(client.scheduler_info(n_workers=-1)["workers"])
-    print(f"client on task {rank} with {workers} workers: {client.submit(sum, [1, 2]).result()}")
+    info = client.scheduler_info(n_workers=-1)["workers"].values()
+    print(f"client on task {rank} with {len(info)} workers: {client.submit(sum, [1, 2]).result()}")
+    print("threads", sorted(worker["nthreads"] for worker in info))
     sys.exit(int(sys.argv[1]) if len(sys.argv) > 1 else 0)
 """
 
 
-@pytest.mark.parametrize(("tasks", "client_task", "workers"), [(4, 1, 2), (2, 0, 1), (1, 0, 1)])
-def test_runner_mode_every_task_runs_the_script(slurm, sandbox, tasks, client_task, workers):
+@pytest.mark.parametrize(
+    ("tasks", "cpus", "threads", "client_task", "workers"),
+    [
+        (4, 1, None, 1, [1, 1]),
+        (2, 1, None, 0, [1]),
+        (1, 1, None, 0, [1]),
+        (3, 2, None, 1, [1, 1]),  # one worker task: 2 worker processes under nannies
+        (2, 2, 2, 0, [2]),  # threads_per_worker set: one worker of 2 threads per task
+    ],
+)
+def test_runner_mode_every_task_runs_the_script(
+    slurm, sandbox, tasks, cpus, threads, client_task, workers
+):
     """srun -n N python script.py: one task runs the script with a client, the rest serve."""
     script = sandbox.script("runner.py", RUNNER_SCRIPT)
     nodes = ["-N", "2"] if tasks > 1 else []
+    env = dict(sandbox.env)
+    if threads is not None:
+        env["DASK_DASKDEPLOY__ALLOCATION__THREADS_PER_WORKER"] = str(threads)
+    resources = [*nodes, "-n", str(tasks), "-c", str(cpus), "-t", "00:05:00"]
     result = subprocess.run(
-        ["srun", *nodes, "-n", str(tasks), "-t", "00:05:00", PYTHON, str(script), "5"],
+        ["srun", *resources, PYTHON, str(script), "5"],
         cwd=sandbox.root,
-        env=sandbox.env,
+        env=env,
         capture_output=True,
         text=True,
         timeout=120,
@@ -207,7 +271,13 @@ def test_runner_mode_every_task_runs_the_script(slurm, sandbox, tasks, client_ta
     )
     out = result.stdout
     assert out.count("client on task") == 1, (out, result.stderr)
-    assert f"client on task {client_task} with {workers} workers: 3" in out
+    assert f"client on task {client_task} with {len(workers)} workers: 3" in out
+    assert f"threads {workers}" in out, out
+    if cpus > 1:
+        why = "one single-threaded worker process per CPU" if threads is None else "set: one"
+        assert f"(2 CPUs per SLURM task{':' if threads is None else ','} " in result.stderr
+        assert why in result.stderr, result.stderr
+        assert "Traceback" not in result.stderr, result.stderr
     assert result.returncode == 5, result.stderr  # the script's own status
     assert slurm.wait_for_no_jobs(timeout=30)
     sandbox.assert_clean()

@@ -409,6 +409,54 @@ def test_mpi_inside_a_slurm_job(mpiexec, slurm, sandbox, how):
     sandbox.assert_clean()
 
 
+_PROBE_WORKERS = """\
+import daskdeploy
+with daskdeploy.deploy('mpi') as client:
+    info = client.scheduler_info(n_workers=-1)['workers'].values()
+    print('threads', sorted(w['nthreads'] for w in info))
+    print('memory', sorted(w['memory_limit'] for w in info))
+"""
+
+
+def test_a_rank_of_several_cpus_runs_single_threaded_worker_processes(mpiexec, slurm, sandbox):
+    """-c 2: the worker rank runs 2 one-thread workers sharing its memory, unless
+    threads_per_worker is set (then 1 worker of 2 threads, as before)."""
+    script = sandbox.script("probe.py", _PROBE_WORKERS)
+    run = f"{mpiexec} -n 3 {PYTHON} {script}"
+    command = f"{run} && echo EXPLICIT && DASK_DASKDEPLOY__MPI__THREADS_PER_WORKER=2 {run}"
+    resources = ["-N", "1", "-n", "3", "-c", "2", "--mem-per-cpu=300"]  # one node: see above
+    status, log = sbatch(sandbox, slurm, command, *resources)
+    assert status == 0, log
+    default, explicit = log.split("EXPLICIT", 1)
+    assert "threads [1, 1]" in default, log
+    assert f"memory {[300 * 2**20] * 2}" in default, log
+    assert (
+        "on mpi: 2 workers x 1 thread (2 CPUs per SLURM task: one single-threaded worker "
+        "process per CPU; set threads_per_worker for threads)" in default
+    ), log
+    assert "threads [2]" in explicit and f"memory {[600 * 2**20]}" in explicit, log
+    assert "on mpi: 1 worker x 2 threads (2 CPUs per SLURM task, threads_per_worker=2" in explicit
+    assert "Traceback" not in log and "distributed.worker - INFO" not in log, log
+    assert slurm.wait_for_no_jobs(timeout=30)
+    sandbox.assert_clean()
+
+
+def test_workers_count_the_worker_processes_of_ranks_of_several_cpus(monkeypatch):
+    """Under a launcher in a -c 2 job, 4 ranks make 2 worker ranks x 2 processes: workers
+    may be 3 or 4 (the last rank runs fewer), not 2 or 5."""
+    import daskdeploy
+
+    for name, value in {"PMI_SIZE": "4", "PMI_RANK": "1", "SLURM_JOB_ID": "7"}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("SLURM_CPUS_PER_TASK", "2")
+    assert "4 worker(s) x 1 thread(s) (2 CPUs per SLURM task" in daskdeploy.plan("mpi").describe()
+    assert "3 worker(s) x 1 thread(s)" in daskdeploy.plan("mpi", workers=3).describe()
+    for workers, ranks in ((5, 5), (2, 3)):
+        with pytest.raises(daskdeploy.OptionError, match=f"Launch with -n {ranks}, or drop"):
+            daskdeploy.plan("mpi", workers=workers)
+    assert "2 worker(s) x 2 thread(s)" in daskdeploy.plan("mpi", threads_per_worker=2).describe()
+
+
 def test_the_mpi_sbatch_template_runs_the_main_job(mpiexec, slurm, sandbox):
     """examples/sbatch/mpi.sbatch, submitted as users submit it, runs pi on 4 workers."""
     path = f"{Path(PYTHON).parent}{os.pathsep}{os.environ['PATH']}"  # its python and mpiexec

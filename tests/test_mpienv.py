@@ -17,6 +17,7 @@ from daskdeploy.mpienv import (
     launch_from_environ,
     open_mpi_root_environment,
 )
+from daskdeploy.slurmenv import TaskLayout
 
 
 @pytest.mark.parametrize(
@@ -69,7 +70,17 @@ def test_roles_follow_dask_mpi_and_cover_small_worlds(size, roles, client, worke
     layout = Roles(size)
     assert [layout.of(rank) for rank in range(size)] == roles
     assert layout.client_rank == client
-    assert layout.workers == workers
+    assert layout.worker_ranks == workers
+    assert layout.dask_workers(TaskLayout(1, 1, None)) == workers
+    assert layout.dask_workers(TaskLayout(2, 1, None)) == 2 * workers
+
+
+def test_worker_ranks_of_several_processes_fill_up_in_rank_order():
+    """workers=5 in a world of 5 with 2 processes per rank: ranks 2, 3, 4 run 2, 2, 1."""
+    roles, layout = Roles(5), TaskLayout(2, 1, None)
+    shares = [layout.processes_in(roles.worker_index(rank), 5) for rank in range(2, 5)]
+    assert shares == [2, 2, 1]
+    assert roles.dask_workers(layout, 5) == 5 and roles.dask_workers(layout) == 6
 
 
 def test_layout_sentence_names_every_rank():

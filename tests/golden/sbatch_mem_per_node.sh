@@ -2,8 +2,11 @@
 # Dask on one SLURM allocation, written by `daskdeploy sbatch`.
 #
 # The batch step runs the Dask scheduler and your script; `daskdeploy run --backend
-# allocation` starts one Dask worker in each task of this job with srun:
-# 8 workers (--ntasks) x 4 threads (--cpus-per-task).
+# allocation` starts the Dask workers in the tasks of this job with srun, one
+# single-threaded worker process per CPU (pure-Python code holds the GIL):
+# 8 tasks (--ntasks) x 4 CPUs (--cpus-per-task) = 32 workers x 1 thread.
+# For one worker of N threads per task instead (code that releases the GIL, such as
+# NumPy), add --threads-per-worker N to the `daskdeploy run` line below.
 # Memory: 16G per node (--mem), shared by the node's workers.
 # No other job is submitted, so `scancel <job id>` stops everything, and the time
 # limit bounds the whole run.

@@ -1,10 +1,12 @@
 """The ``allocation`` backend: Dask inside a SLURM allocation you already hold.
 
 Run from a batch script or an ``salloc`` shell, ``deploy("allocation")`` (or ``deploy()``,
-which recognises the allocation) starts the scheduler here, in the batch step, and one
-worker per SLURM task with a single ``srun`` step across the allocation's nodes. Threads
-and memory per worker come from the job's ``--cpus-per-task`` and ``--mem-per-cpu`` /
-``--mem``; workers retire before the job's time limit. No extra job is submitted.
+which recognises the allocation) starts the scheduler here, in the batch step, and the
+workers in every SLURM task with a single ``srun`` step across the allocation's nodes.
+Each task runs one single-threaded worker process per CPU (``--cpus-per-task``), which
+share the task's memory (``--mem-per-cpu`` / ``--mem``); with ``threads_per_worker`` set,
+one worker per task with that many threads (see :func:`~daskdeploy.slurmenv.task_layout`).
+Workers retire before the job's time limit. No extra job is submitted.
 
 The workers find the scheduler through its scheduler file (in a directory the nodes
 share) and the client waits for them with a deadline. Closing stops the ``srun`` step and
@@ -14,6 +16,7 @@ the scheduler and removes the scheduler file.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import shlex
 import signal
@@ -38,7 +41,7 @@ from ..options import (
     worker_lifetime_setting,
 )
 from ..rendezvous import shared_rendezvous_dir
-from ..slurmenv import Allocation, in_allocation
+from ..slurmenv import Allocation, TaskLayout, in_allocation, task_layout
 from .base import Availability, Backend, Running, StartContext, dashboard_link
 from .nannies import stop_workers_through_nannies
 from .scheduler_cluster import scheduler_only_cluster
@@ -49,7 +52,7 @@ _STOP_GRACE = 3.0  # seconds for the workers to leave after the scheduler closed
 
 
 class AllocationBackend(Backend):
-    """Scheduler in the batch step, one worker per task via ``srun``."""
+    """Scheduler in the batch step, the workers in every task via one ``srun`` step."""
 
     name = "allocation"
     kind = "in-place"
@@ -103,27 +106,46 @@ class AllocationBackend(Backend):
         return in_allocation(os.environ)
 
     def validate(self, options: ResolvedOptions) -> None:
-        """Refuse more workers than the allocation has tasks (when inside one)."""
+        """Refuse more workers than the allocation's tasks run (when inside one).
+
+        ``workers`` counts Dask workers, not tasks: each task runs
+        :attr:`~daskdeploy.slurmenv.TaskLayout.processes` of them (one per CPU by
+        default), so a job of ``-n 2 -c 4`` runs up to 8. Fewer fill the tasks in task
+        order (4 workers: the first task's 4 CPUs, the second task idle), so that every
+        worker keeps the same memory and the job's CPUs are used by as few tasks as
+        possible.
+        """
         if options["workers"] is None or not in_allocation(os.environ):
             return
         allocation = Allocation.from_environ(os.environ)
-        if options["workers"] > allocation.ntasks:
+        layout = _layout(options, allocation)
+        most = allocation.ntasks * layout.processes
+        if options["workers"] > most:
+            room = ""
+            if layout.processes > 1:
+                room = f" of {allocation.cpus_per_task} CPUs, which run at most {most}"
             raise OptionError(
                 f"workers={options['workers']} but SLURM job {allocation.job_id} has "
-                f"{allocation.ntasks} task(s). Ask for more tasks (sbatch -n) or fewer workers."
+                f"{allocation.ntasks} task(s){room}. Ask for more tasks (sbatch -n) or fewer "
+                f"workers."
             )
 
     def describe(self, options: ResolvedOptions) -> str:
-        """Say how many workers srun would start and with what resources."""
+        """Say how many workers srun would start, in how many tasks, and why."""
         if not in_allocation(os.environ):
             return "Outside a SLURM allocation: nothing can start here."
         allocation = Allocation.from_environ(os.environ)
-        layout = _WorkerLayout.from_options(options, allocation)
-        return (
-            f"srun step in SLURM job {allocation.job_id}: {layout.workers} worker(s) x "
-            f"{layout.threads} thread(s), memory {layout.memory_text()} each; scheduler in "
-            f"this batch step."
+        layout = _layout(options, allocation)
+        workers = _worker_count(options, allocation, layout)
+        text = (
+            f"srun step in SLURM job {allocation.job_id}: {workers} worker(s) x "
+            f"{layout.threads} thread(s), memory {layout.memory_text()} each"
         )
+        if layout.processes > 1:
+            text += f", up to {layout.processes} per task in {layout.tasks_for(workers)} task(s)"
+        if layout.reason:
+            text += f" ({layout.reason})"
+        return text + "; scheduler in this batch step."
 
     def start(self, options: ResolvedOptions, context: StartContext) -> Running:
         """Start the scheduler here and the workers with one ``srun`` step."""
@@ -132,7 +154,8 @@ class AllocationBackend(Backend):
             from .allocation_runner import start_in_step
 
             return start_in_step(options, context, allocation, _listen_host(options))
-        layout = _WorkerLayout.from_options(options, allocation)
+        layout = _layout(options, allocation)
+        workers = _worker_count(options, allocation, layout)
         scheduler_file = shared_rendezvous_dir() / f"{context.deployment_id}.json"
         # The workers on other nodes read the credentials through the shared file system.
         credentials = write_shared(context.deployment_id) if options["tls"] else None
@@ -154,7 +177,7 @@ class AllocationBackend(Backend):
             stop.insert(0, credentials.remove)  # last: the workers have stopped by then
         try:
             command = _srun_command(
-                options, allocation, layout, scheduler_file, context, credentials
+                options, allocation, layout, workers, scheduler_file, context, credentials
             )
             log_path = context.scratch_dir / "workers.log"
             step = _SrunStep.start(command, log_path, allocation.job_id, context.deployment_id)
@@ -168,8 +191,9 @@ class AllocationBackend(Backend):
             address=cluster.scheduler_address,
             cluster=cluster,
             security=security,
-            expected_workers=layout.workers,
+            expected_workers=workers,
             threads_per_worker=layout.threads,
+            sizing_note=layout.reason,
             dashboard_link=dashboard_link(cluster) if options["dashboard"] else None,
             stop=stop,
             stop_workers=lambda: stop_workers_through_nannies(cluster),
@@ -178,24 +202,38 @@ class AllocationBackend(Backend):
         )
 
 
-class _WorkerLayout:
-    def __init__(self, workers: int, threads: int, memory: int | None) -> None:
-        self.workers = workers
-        self.threads = threads
-        self.memory = memory
+def _layout(options: ResolvedOptions, allocation: Allocation) -> TaskLayout:
+    """The workers of each task of the srun step: :meth:`Allocation.worker_layout`, but
+    one worker per task with the task's CPUs as threads under ``nanny=false``, since
+    ``dask worker --no-nanny`` runs a single worker process."""
+    layout = allocation.worker_layout(options)
+    if layout.processes == 1 or options["nanny"] or allocation.in_step:
+        return layout
+    cpus = allocation.cpus_per_task
+    one = task_layout(
+        cpus, allocation.memory_per_task, threads=cpus, memory=options["memory_per_worker"]
+    )
+    reason = (
+        f"{cpus} CPUs per SLURM task and nanny=false, which runs one worker process per "
+        f"task; set nanny=true for one single-threaded worker process per CPU"
+    )
+    return dataclasses.replace(one, reason=reason)
 
-    @classmethod
-    def from_options(cls, options: ResolvedOptions, allocation: Allocation) -> _WorkerLayout:
-        workers = options["workers"] or allocation.ntasks
-        explicit_threads = options.sources.get("threads_per_worker", "default") != "default"
-        threads = options["threads_per_worker"] if explicit_threads else allocation.cpus_per_task
-        memory = options["memory_per_worker"] or allocation.memory_per_task
-        return cls(workers, threads, memory)
 
-    def memory_text(self) -> str:
-        from dask.utils import format_bytes
+def _worker_count(options: ResolvedOptions, allocation: Allocation, layout: TaskLayout) -> int:
+    """The Dask workers to start: ``workers``, else every task's worker processes."""
+    return options["workers"] or allocation.ntasks * layout.processes
 
-        return format_bytes(self.memory) if self.memory else "shared by the node's workers"
+
+def _nworkers_argument(layout: TaskLayout, workers: int) -> str:
+    """``--nworkers`` for a task's shell: ``layout.processes``, but fewer in the last task
+    when ``workers`` is not a multiple of it (the tasks fill up in task order)."""
+    full, rest = divmod(workers, layout.processes)
+    if rest == 0:
+        return f" --nworkers {layout.processes}"
+    if full == 0:
+        return f" --nworkers {rest}"
+    return f' --nworkers "$(( SLURM_PROCID < {full} ? {layout.processes} : {rest} ))"'
 
 
 def _listen_host(options: ResolvedOptions) -> str:
@@ -224,7 +262,8 @@ def _listen_options(options: ResolvedOptions) -> dict[str, Any]:
 def _srun_command(
     options: ResolvedOptions,
     allocation: Allocation,
-    layout: _WorkerLayout,
+    layout: TaskLayout,
+    workers: int,
     scheduler_file: Path,
     context: StartContext,
     credentials: CredentialFiles | None,
@@ -251,11 +290,14 @@ def _srun_command(
         worker += credentials.worker_arguments()
     worker += options["worker_extra_args"]
     # The task's own shell expands the task number and the private spill directory.
+    # dask worker names several workers of one task NAME-0, NAME-1, ...
     run_worker = (
         shlex.join(worker)
         + f' --name "{context.deployment_id}-$SLURM_PROCID"'
         + f' --local-directory "${WORKER_DIR_VARIABLE}"'
     )
+    if layout.processes > 1:
+        run_worker += _nworkers_argument(layout, workers)
     # The worker runs in the background so that the shell can act on SIGTERM (which srun
     # passes on) at once: pass it to the worker's nanny, wait, then remove the directory.
     # A shell waiting for a foreground command would only act once the command ended.
@@ -269,7 +311,7 @@ def _srun_command(
     )
     return [
         "srun",
-        f"--ntasks={layout.workers}",
+        f"--ntasks={layout.tasks_for(workers)}",
         f"--cpus-per-task={allocation.cpus_per_task}",
         f"--job-name={context.deployment_id}",
         "--kill-on-bad-exit=0",

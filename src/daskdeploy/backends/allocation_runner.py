@@ -2,10 +2,15 @@
 
 Every task runs the same script and takes a role when it calls ``deploy()`` (see
 :class:`~daskdeploy.backends.ranks.Roles`: task 0 the scheduler, task 1 the script, the
-others workers). The scheduler and worker tasks never return from ``deploy()``: they serve
-until the script's task closes its client (or exits, or dies), then exit with status 0, so
-``srun`` ends with the script's own status. The tasks find the scheduler through a
-scheduler file in a directory shared by the nodes, waited for with a deadline.
+others workers). Each worker task runs the workers of
+:meth:`~daskdeploy.slurmenv.Allocation.worker_layout`: by default one single-threaded
+worker process per CPU of the task (``--cpus-per-task``). The number of tasks decides
+the workers; the ``workers`` option does not apply here.
+
+The scheduler and worker tasks never return from ``deploy()``: they serve until the
+script's task closes its client (or exits, or dies), then exit with status 0, so ``srun``
+ends with the script's own status. The tasks find the scheduler through a scheduler file
+in a directory shared by the nodes, waited for with a deadline.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from .ranks import (
     quiet_serving_logs,
     scheduler_here,
     serve_scheduler,
-    serve_worker,
+    serve_workers,
     single_process,
 )
 
@@ -51,8 +56,7 @@ def start_in_step(
     roles = Roles(allocation.ntasks)
     role = roles.of(allocation.rank)
     scheduler_file = scheduler_file_for(allocation)
-    threads = _threads(options, allocation)
-    memory = options["memory_per_worker"] or allocation.memory_per_task or "auto"
+    layout = allocation.worker_layout(options)
     # The scheduler's task writes the credentials beside the scheduler file before it
     # starts; the others read them once the scheduler file appeared.
     credentials = CredentialFiles(scheduler_file.with_suffix(".tls"))
@@ -77,10 +81,11 @@ def start_in_step(
     if role == "worker":
         address = wait_for_scheduler_file(scheduler_file, options["timeout"])
         _serve(
-            serve_worker(
+            serve_workers(
                 address=address,
-                threads=threads,
-                memory=memory,
+                processes=layout.processes,
+                threads=layout.threads,
+                memory=layout.memory,
                 name=f"{context.deployment_id}-{allocation.rank}",
                 local_directory=context.scratch_dir,
                 death_timeout=options["timeout"],
@@ -88,12 +93,14 @@ def start_in_step(
             )
         )
     if role == "all":
-        return single_process(options, context, threads, memory)
+        return single_process(options, context, layout, layout.processes)
     if role == "scheduler+client":
         return scheduler_here(
             options,
             context,
             listen_host,
+            layout,
+            layout.processes,
             scheduler_file=scheduler_file,
             stop=forget_files,
             security=_new_security(options, context, credentials),
@@ -103,7 +110,9 @@ def start_in_step(
     return Running(
         address=address,
         security=_security_for(address, credentials),
-        expected_workers=roles.workers,
+        expected_workers=roles.dask_workers(layout),
+        threads_per_worker=layout.threads,
+        sizing_note=layout.reason,
         stop=forget_files[1:],
     )
 
@@ -128,11 +137,6 @@ def _security_for(address: str, files: CredentialFiles) -> Any:
             f"(set XDG_CACHE_HOME to one)."
         )
     return files.security()
-
-
-def _threads(options: ResolvedOptions, allocation: Allocation) -> int:
-    explicit = options.sources.get("threads_per_worker", "default") != "default"
-    return options["threads_per_worker"] if explicit else allocation.cpus_per_task
 
 
 def _serve(coroutine: Any) -> None:

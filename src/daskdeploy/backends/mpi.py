@@ -5,7 +5,9 @@ The user starts N copies of the script (``mpiexec -n N python script.py``, or
 -n WORKERS script.py`` start ``mpiexec -n WORKERS+2`` for them. When the copies call
 ``deploy()``, rank 0 becomes the scheduler, rank 1 returns with the client and runs the
 rest of the script, the other ranks become workers (see
-:class:`~daskdeploy.backends.ranks.Roles`; worlds of 2 and 1 work too).
+:class:`~daskdeploy.backends.ranks.Roles`; worlds of 2 and 1 work too). Each worker rank
+runs one single-threaded worker, or, in a SLURM job with ``--cpus-per-task`` N, N of them
+in processes of their own (see :func:`_worker_layout`).
 
 What it does beyond ``dask_mpi.initialize()``:
 
@@ -40,7 +42,7 @@ from ..errors import BackendUnavailableError, DeploymentError, OptionError
 from ..mpiworld import TAG_ADDRESS, TAG_FAILED, TAG_HELLO, TAG_STATUS
 from ..network import LOOPBACK, address_facing
 from ..options import DEATH_TIMEOUT, Option, ResolvedOptions, text, text_list
-from ..slurmenv import Allocation, in_allocation
+from ..slurmenv import Allocation, TaskLayout, in_allocation
 from .base import Availability, Backend, LaunchCommand, Running, StartContext
 from .ranks import (
     Roles,
@@ -48,7 +50,7 @@ from .ranks import (
     quiet_serving_logs,
     scheduler_here,
     serve_scheduler,
-    serve_worker,
+    serve_workers,
 )
 
 __all__ = ["MPIBackend"]
@@ -118,33 +120,46 @@ class MPIBackend(Backend):
         return launch is not None and (launch.size is None or launch.size > 1)
 
     def validate(self, options: ResolvedOptions) -> None:
-        """Under a launcher the world decides the workers; refuse a contradicting count."""
+        """Under a launcher the world decides the workers; refuse a contradicting count.
+
+        ``workers`` counts Dask workers. A world whose worker ranks run several worker
+        processes each (a SLURM task of several CPUs) may be asked for fewer than it
+        makes, as long as every worker rank keeps at least one: the last one runs fewer.
+        """
         launch = mpienv.launch_from_environ()
         if launch is None or not launch.size or options["workers"] is None:
             return
-        workers = Roles(launch.size).workers
-        if options["workers"] != workers:
+        roles, layout, wanted = Roles(launch.size), _worker_layout(options), options["workers"]
+        most = roles.dask_workers(layout)
+        if not most - layout.processes < wanted <= most:
+            detail = ""
+            if layout.processes > 1:
+                detail = (
+                    f" ({roles.worker_ranks} worker rank(s) x {layout.processes} worker "
+                    f"processes: {layout.reason})"
+                )
             raise OptionError(
-                f"workers={options['workers']}, but {launch.launcher} started {launch.size} "
-                f"ranks, which make {workers} worker(s) (one rank runs the scheduler and one "
-                f"your script). Launch with -n {options['workers'] + 2}, or drop workers."
+                f"workers={wanted}, but {launch.launcher} started {launch.size} ranks, which "
+                f"make {most} worker(s) (one rank runs the scheduler and one your script). "
+                f"Launch with -n {_ranks_for(wanted, layout)}, or drop workers.{detail}"
             )
 
     def describe(self, options: ResolvedOptions) -> str:
         """Say which rank does what, or which launcher ``daskdeploy run`` would start."""
         launch = mpienv.launch_from_environ()
-        threads, _ = _worker_resources(options)
+        layout = _worker_layout(options)
         if launch is not None and launch.size:
             roles = Roles(launch.size)
             return (
                 f"{launch.size} ranks started by {launch.launcher}: {roles.layout()}; "
-                f"{roles.workers} worker(s) x {threads} thread(s)."
+                f"{_workers_text(roles.dask_workers(layout, options['workers']), layout)}."
             )
         workers = _default_workers(options)
+        ranks = _ranks_for(workers, layout)
         return (
-            f"{workers + 2} MPI ranks: {Roles(workers + 2).layout()}; {workers} worker(s) x "
-            f"{threads} thread(s). `daskdeploy run` starts them with the launcher below; "
-            f"deploy() itself must run under one."
+            f"{ranks} MPI ranks: {Roles(ranks).layout()}; {_workers_text(workers, layout)}. "
+            f"`daskdeploy run` starts them with the launcher below; deploy() itself must run "
+            f"under one."
         )
 
     def launch_command(self, options: ResolvedOptions, program: list[str]) -> LaunchCommand | None:
@@ -159,7 +174,7 @@ class MPIBackend(Backend):
                 f"PATH). Install one with pip install 'daskdeploy[mpi]' (the mpich wheel "
                 f"brings mpiexec), or set the launcher option to its path."
             )
-        ranks = _default_workers(options) + 2
+        ranks = _ranks_for(_default_workers(options), _worker_layout(options))
         family = mpienv.launcher_family(launcher)
         environment = mpienv.open_mpi_root_environment(ranks) if family == mpienv.OPEN_MPI else {}
         return LaunchCommand(
@@ -184,11 +199,13 @@ class MPIBackend(Backend):
         _served = True
         roles = Roles(world.size)
         role = roles.of(world.rank)
-        threads, memory = _worker_resources(options)
+        layout = _worker_layout(options)
         if role == "all":
             from .ranks import single_process
 
-            return single_process(options, context, threads, memory)
+            return single_process(
+                options, context, layout, roles.dask_workers(layout, options["workers"])
+            )
         if role == "scheduler":
             _serve_scheduler_rank(world, roles, options, context)
         if role == "scheduler+client":
@@ -197,28 +214,36 @@ class MPIBackend(Backend):
             except Exception:
                 _finish(world, 1, client_side=True, deadline=_FAILED_START_DEADLINE)
                 raise
-            return _start_scheduler_and_client(world, options, context, host, threads)
+            return _start_scheduler_and_client(world, options, context, host, layout)
         world.send(Roles.scheduler_rank, TAG_HELLO, {"rank": world.rank, "host": _hostname()})
         if role == "worker":
-            _serve_worker_rank(world, roles, options, context, threads, memory)
-        return _start_client(world, roles, options, context, threads)
+            _serve_worker_rank(world, roles, options, context, layout)
+        return _start_client(world, roles, options, context, layout)
 
 
-def _worker_resources(options: ResolvedOptions) -> tuple[int, Any]:
-    """Threads and memory limit of each worker rank.
+def _worker_layout(options: ResolvedOptions) -> TaskLayout:
+    """The workers of each worker rank.
 
-    Inside a SLURM job, options left at their defaults follow the job's request, as in
-    the allocation backend: threads from ``--cpus-per-task``, memory from
-    ``--mem-per-cpu``/``--mem``. Elsewhere: the options (memory ``auto``: a share of
-    the machine).
+    Inside a SLURM job, the rule of the allocation backend
+    (:meth:`~daskdeploy.slurmenv.Allocation.worker_layout`): unless ``threads_per_worker``
+    is set, one single-threaded worker process per CPU of the rank's task
+    (``--cpus-per-task``), sharing its memory (``--mem-per-cpu``/``--mem``). Elsewhere
+    one worker per rank, as the options say (memory ``None``: Dask's ``auto``).
     """
-    threads, memory = options["threads_per_worker"], options["memory_per_worker"]
     if in_allocation(os.environ):
-        allocation = Allocation.from_environ(os.environ)
-        if options.sources.get("threads_per_worker", "default") == "default":
-            threads = allocation.cpus_per_task
-        memory = memory or allocation.memory_per_task
-    return threads, memory or "auto"
+        return Allocation.from_environ(os.environ).worker_layout(options)
+    return TaskLayout(1, options["threads_per_worker"], options["memory_per_worker"])
+
+
+def _ranks_for(workers: int, layout: TaskLayout) -> int:
+    """Ranks to launch for ``workers`` Dask workers: the worker ranks, the scheduler's and
+    the script's."""
+    return layout.tasks_for(workers) + 2
+
+
+def _workers_text(workers: int, layout: TaskLayout) -> str:
+    text = f"{workers} worker(s) x {layout.threads} thread(s)"
+    return f"{text} ({layout.reason})" if layout.reason else text
 
 
 def _hostname() -> str:
@@ -464,10 +489,12 @@ def _serve_worker_rank(
     roles: Roles,
     options: ResolvedOptions,
     context: StartContext,
-    threads: int,
-    memory: Any,
+    layout: TaskLayout,
 ) -> None:
-    """A worker rank: connect to the scheduler, serve until the script ends; never returns."""
+    """A worker rank: connect to the scheduler, serve until the script ends; never returns.
+
+    Runs the rank's share of ``workers`` (see :meth:`TaskLayout.processes_in`).
+    """
     quiet_serving_logs()
     received, stop_requested = _stop_when_status_arrives(world, roles)
     try:
@@ -478,11 +505,14 @@ def _serve_worker_rank(
         address = message["address"]
         try:
             asyncio.run(
-                serve_worker(
+                serve_workers(
                     address=address,
                     host=_worker_host(options, address),
-                    threads=threads,
-                    memory=memory,
+                    processes=layout.processes_in(
+                        roles.worker_index(world.rank), options["workers"]
+                    ),
+                    threads=layout.threads,
+                    memory=layout.memory,
                     name=f"rank-{world.rank}",
                     local_directory=context.scratch_dir,
                     death_timeout=options["death_timeout"],
@@ -553,7 +583,7 @@ def _failed_workers(world: Any, roles: Roles) -> Any:
 
 
 def _start_client(
-    world: Any, roles: Roles, options: ResolvedOptions, context: StartContext, threads: int
+    world: Any, roles: Roles, options: ResolvedOptions, context: StartContext, layout: TaskLayout
 ) -> Running:
     """Rank 1 of 3 or more: wait for the scheduler's address; the caller waits for workers."""
     drop_closed_connection_noise()
@@ -574,8 +604,9 @@ def _start_client(
     return Running(
         address=message["address"],
         security=_security(message, context),
-        expected_workers=roles.workers,
-        threads_per_worker=threads,
+        expected_workers=roles.dask_workers(layout, options["workers"]),
+        threads_per_worker=layout.threads,
+        sizing_note=layout.reason,
         dashboard_link=f"http://127.0.0.1:{port}/status" if port and same_host else None,
         stop=[stop],
         check=_failed_workers(world, roles),
@@ -583,7 +614,7 @@ def _start_client(
 
 
 def _start_scheduler_and_client(
-    world: Any, options: ResolvedOptions, context: StartContext, host: str, threads: int
+    world: Any, options: ResolvedOptions, context: StartContext, host: str, layout: TaskLayout
 ) -> Running:
     """Rank 0 of 2: the scheduler in this process, the script here, the worker on rank 1."""
     roles = Roles(world.size)
@@ -592,7 +623,13 @@ def _start_scheduler_and_client(
     try:
         security = _write_security(credentials, context)
         running = scheduler_here(
-            options, context, host, stop=[_client_stop(world)], security=security
+            options,
+            context,
+            host,
+            layout,
+            roles.dask_workers(layout, options["workers"]),
+            stop=[_client_stop(world)],
+            security=security,
         )
     except Exception as exc:
         world.send_to_all(TAG_ADDRESS, {"error": f"the scheduler failed to start: {exc}"})
@@ -600,5 +637,4 @@ def _start_scheduler_and_client(
         raise
     world.send_to_all(TAG_ADDRESS, _address_message(running.address, None, credentials))
     running.check = _failed_workers(world, roles)
-    running.threads_per_worker = threads
     return running

@@ -5,10 +5,15 @@ backend under ``mpiexec``) start N copies of the same script. When they call
 ``deploy()``, each copy takes a role by its rank, as dask-mpi does:
 
 * with 3 or more ranks, rank 0 runs the scheduler, rank 1 returns from ``deploy()``
-  with the client and runs the rest of the script, ranks 2 and up run one worker each;
+  with the client and runs the rest of the script, ranks 2 and up run the workers;
 * with 2 ranks, rank 0 runs the scheduler in the background and the script, rank 1 the
-  worker;
-* with 1 rank, that rank runs the scheduler, one worker process and the script.
+  workers;
+* with 1 rank, that rank runs the scheduler, the worker processes and the script.
+
+How many workers a worker rank runs, with how many threads, is its
+:class:`~daskdeploy.slurmenv.TaskLayout`: one worker in the rank's own process, or, when
+the rank has several CPUs (a SLURM task of ``--cpus-per-task`` N), N single-threaded
+worker processes under nannies in the rank.
 
 The backends differ only in how the ranks find the scheduler (a scheduler file, or an
 MPI message) and in how they end; the roles and the servers live here once.
@@ -19,15 +24,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 from ..credentials import write_private
 from ..options import ResolvedOptions
 from ..scheduler_watch import preload_text
+from ..slurmenv import TaskLayout
 from .base import Running, StartContext, dashboard_link
 from .scheduler_cluster import scheduler_only_cluster
 
@@ -37,7 +44,7 @@ __all__ = [
     "quiet_serving_logs",
     "scheduler_here",
     "serve_scheduler",
-    "serve_worker",
+    "serve_workers",
     "single_process",
 ]
 
@@ -72,9 +79,24 @@ class Roles:
         return 1 if self.size >= 3 else 0
 
     @property
-    def workers(self) -> int:
-        """Number of workers the ranks provide."""
+    def worker_ranks(self) -> int:
+        """Number of ranks that run workers."""
         return 1 if self.size <= 2 else self.size - 2
+
+    def worker_index(self, rank: int) -> int:
+        """Position of worker rank ``rank`` among the worker ranks, from 0.
+
+        >>> Roles(5).worker_index(3), Roles(2).worker_index(1)
+        (1, 0)
+        """
+        return 0 if self.size <= 2 else rank - 2
+
+    def dask_workers(self, layout: TaskLayout, workers: int | None = None) -> int:
+        """Dask workers the worker ranks run together, each laid out as ``layout``.
+
+        ``workers`` caps the total as :meth:`TaskLayout.processes_in` describes.
+        """
+        return sum(layout.processes_in(index, workers) for index in range(self.worker_ranks))
 
     def layout(self) -> str:
         """Say which rank does what, in one line for summaries."""
@@ -127,12 +149,12 @@ def quiet_serving_logs() -> None:
 
 
 async def _serve_until_done(
-    server: Any,
+    finished: Awaitable[Any],
     close: Callable[[], Any],
     stop_requested: Callable[[], bool] | None,
     grace: float,
 ) -> None:
-    """Wait until ``server`` finishes; close it on SIGINT/SIGTERM or ``stop_requested()``.
+    """Wait for ``finished``; call ``close`` on SIGINT/SIGTERM or ``stop_requested()``.
 
     After a close was asked for, give up waiting after ``grace`` seconds: a worker busy in
     a long task only closes when the task ends, and the caller ends the process anyway.
@@ -145,7 +167,7 @@ async def _serve_until_done(
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                 loop.add_signal_handler(signum, signalled.set)
                 handled.append(signum)
-    finished = asyncio.ensure_future(server.finished())
+    finished = asyncio.ensure_future(finished)
     try:
         while not finished.done():
             if signalled.is_set() or (stop_requested is not None and stop_requested()):
@@ -210,17 +232,18 @@ async def serve_scheduler(
         ) as scheduler:
             if on_started is not None:
                 on_started(scheduler)
-            await _serve_until_done(scheduler, scheduler.close, stop_requested, grace)
+            await _serve_until_done(scheduler.finished(), scheduler.close, stop_requested, grace)
     finally:
         if scheduler_file is not None:
             scheduler_file.unlink(missing_ok=True)
 
 
-async def serve_worker(
+async def serve_workers(
     *,
     address: str,
+    processes: int,
     threads: int,
-    memory: Any,
+    memory: int | None,
     name: str,
     local_directory: Path,
     death_timeout: float,
@@ -229,14 +252,23 @@ async def serve_worker(
     grace: float = 5.0,
     security: Any = None,
 ) -> None:
-    """Run one worker (no nanny) connected to ``address`` until it closes.
+    """Run a rank's workers, connected to ``address``, until they close.
+
+    One worker runs in this process, without a nanny. Several (a rank with several CPUs,
+    see :func:`~daskdeploy.slurmenv.task_layout`) each run in a process of their own,
+    under a nanny in this process, which restarts a worker process that dies: workers
+    that share a process would share its GIL.
 
     Parameters
     ----------
     address
         The scheduler's address.
-    threads, memory, name
-        The worker's threads, memory limit and name.
+    processes
+        Number of workers (worker processes when more than one).
+    threads, memory
+        Threads and memory limit (bytes; ``None``: Dask's ``auto``) of each worker.
+    name
+        The worker's name; with several, each gets ``-0``, ``-1``, ... appended.
     local_directory
         Where it spills; the caller removes it.
     death_timeout
@@ -250,20 +282,85 @@ async def serve_worker(
     security
         The deployment's :class:`distributed.Security` (``None``: plain TCP).
     """
-    async with _rank_worker_class()(
+    settings: dict[str, Any] = {
+        "host": host,
+        "nthreads": threads,
+        "memory_limit": memory or "auto",
+        "local_directory": str(local_directory),
+        "dashboard": False,
+        "death_timeout": death_timeout,
+        "security": security,
+    }
+    if processes == 1:
+        async with _rank_worker_class()(address, name=name, **settings) as worker:
+            await _serve_until_done(
+                worker.finished(),
+                lambda: worker.close(reason="daskdeploy: run ended"),
+                stop_requested,
+                grace,
+            )
+        return
+    await _serve_nannies(
+        [{"name": f"{name}-{index}", **settings} for index in range(processes)],
         address,
-        host=host,
-        nthreads=threads,
-        memory_limit=memory,
-        name=name,
-        local_directory=str(local_directory),
-        dashboard=False,
-        death_timeout=death_timeout,
-        security=security,
-    ) as worker:
-        await _serve_until_done(
-            worker, lambda: worker.close(reason="daskdeploy: run ended"), stop_requested, grace
+        stop_requested,
+        grace,
+    )
+
+
+async def _serve_nannies(
+    workers: list[dict[str, Any]],
+    address: str,
+    stop_requested: Callable[[], bool] | None,
+    grace: float,
+) -> None:
+    """Start one nanny per item of ``workers`` (its worker's settings) at once; serve them
+    until they all finished; close them all however this ends.
+
+    Closing gives each worker :data:`~daskdeploy.backends.nannies.WORKER_EXIT_GRACE`
+    seconds before its nanny kills it, as the ``allocation`` backend's teardown does: a
+    worker busy in a long task nobody waits for would keep the rank alive for minutes.
+    """
+    from distributed import Nanny
+    from distributed.core import Status
+
+    from .nannies import WORKER_EXIT_GRACE
+
+    # The worker processes set up their logging when they import distributed, before any
+    # setting reaches them but their environment: tell them this rank's level (serving
+    # ranks log errors only, see quiet_serving_logs), or every one prints its start-up
+    # lines and, at the end, the tracebacks of connections closing.
+    level = logging.getLogger("distributed").getEffectiveLevel()
+    os.environ["DASK_LOGGING__DISTRIBUTED"] = logging.getLevelName(level).lower()
+    nannies = [Nanny(address, **settings) for settings in workers]
+
+    async def close_all() -> None:
+        await asyncio.gather(
+            *(
+                nanny.close(timeout=WORKER_EXIT_GRACE / 0.8, reason="daskdeploy: run ended")
+                for nanny in nannies
+            ),
+            return_exceptions=True,
         )
+
+    def stop_now() -> bool:
+        # A worker that closes by itself (its scheduler closed) first tells its nanny so.
+        # Closing the nannies then stops the worker processes through their stop queues,
+        # which spares each process distributed's 2 s wait for that queue, and the race
+        # in it that logs "Worker process died unexpectedly".
+        if any(nanny.status == Status.closing_gracefully for nanny in nannies):
+            return True
+        return stop_requested is not None and stop_requested()
+
+    try:
+        started = await asyncio.gather(*nannies, return_exceptions=True)
+        failed = [result for result in started if isinstance(result, BaseException)]
+        if failed:
+            raise failed[0]
+        finished = asyncio.gather(*(nanny.finished() for nanny in nannies))
+        await _serve_until_done(finished, close_all, stop_now, grace)
+    finally:
+        await close_all()
 
 
 def _rank_worker_class() -> type:
@@ -288,12 +385,15 @@ def scheduler_here(
     options: ResolvedOptions,
     context: StartContext,
     host: str,
+    layout: TaskLayout,
+    workers: int,
     *,
     scheduler_file: Path | None = None,
     stop: list[Callable[[], Any]] | None = None,
     security: Any = None,
 ) -> Running:
-    """Start the scheduler in this (the script's) process; one worker rank will join it."""
+    """Start the scheduler in this (the script's) process; one worker rank will join it
+    with ``workers`` workers laid out as ``layout``."""
     cluster = scheduler_only_cluster(
         context.deployment_id, {"host": host}, options["dashboard"], scheduler_file, security
     )
@@ -301,16 +401,19 @@ def scheduler_here(
         address=cluster.scheduler_address,
         cluster=cluster,
         security=security,
-        expected_workers=1,
+        expected_workers=workers,
+        threads_per_worker=layout.threads,
+        sizing_note=layout.reason,
         dashboard_link=dashboard_link(cluster) if options["dashboard"] else None,
         stop=list(stop or []),
     )
 
 
 def single_process(
-    options: ResolvedOptions, context: StartContext, threads: int, memory: Any
+    options: ResolvedOptions, context: StartContext, layout: TaskLayout, workers: int
 ) -> Running:
-    """A world of one: scheduler and script here, one worker in a child process."""
+    """A world of one: scheduler and script here, ``workers`` workers laid out as ``layout``
+    in child processes."""
     from distributed import LocalCluster
 
     security = None
@@ -318,9 +421,9 @@ def single_process(
         security = write_private(context.deployment_id, context.scratch_dir).security()
     cluster = LocalCluster(
         name=context.deployment_id,
-        n_workers=1,
-        threads_per_worker=threads,
-        memory_limit=memory,
+        n_workers=workers,
+        threads_per_worker=layout.threads,
+        memory_limit=layout.memory or "auto",
         processes=True,
         host="127.0.0.1",
         protocol="tls://" if security is not None else None,
@@ -334,7 +437,8 @@ def single_process(
         address=cluster.scheduler_address,
         cluster=cluster,
         security=security,
-        expected_workers=1,
-        threads_per_worker=threads,
+        expected_workers=workers,
+        threads_per_worker=layout.threads,
+        sizing_note=layout.reason,
         dashboard_link=dashboard_link(cluster) if options["dashboard"] else None,
     )
