@@ -349,7 +349,8 @@ def test_written_script_runs_pi_on_the_allocation(slurm, sandbox) -> None:
     pi = [str(EXAMPLES / "pi.py"), "--samples", "2000000"]
     log = run_to_the_end(slurm, sandbox, sandbox.command("sbatch", *resources, "--submit", *pi))
     assert re.search(r"pi ~ 3\.1\d", log), log
-    assert "on allocation: 3 workers" in log and "processes=3 threads=6" in log, log
+    # -c 2: two single-threaded worker processes per task (threads_per_worker not set)
+    assert "on allocation: 6 workers x 1 thread" in log and "processes=6 threads=6" in log, log
     sandbox.assert_clean()
 
 

@@ -393,7 +393,7 @@ def _echo_check(deployment_plan: Any) -> None:
     default=2,
     show_default=True,
     metavar="N",
-    help="Tasks of the job: one Dask worker each.",
+    help="Tasks of the job; each runs one single-threaded Dask worker per CPU (-c).",
 )
 @click.option(
     "--cpus-per-task",
@@ -402,7 +402,8 @@ def _echo_check(deployment_plan: Any) -> None:
     default=1,
     show_default=True,
     metavar="N",
-    help="CPUs of each task: the threads of each worker.",
+    help="CPUs of each task: it runs that many single-threaded worker processes (one "
+    "worker of that many threads if threads_per_worker is set).",
 )
 @click.option(
     "--mem-per-cpu", metavar="SIZE", help="Memory per CPU, e.g. 2G (default: the site's)."
@@ -495,9 +496,10 @@ def sbatch(
     """Write a batch script that runs SCRIPT [ARGS...] on one SLURM allocation.
 
     The job runs `daskdeploy run --backend allocation SCRIPT ARGS`: the Dask scheduler
-    and SCRIPT run in the batch step, and every task of the job runs one Dask worker
-    (started with srun) with --cpus-per-task threads. No other job is submitted. The
-    resource options are sbatch's own.
+    and SCRIPT run in the batch step, and every task of the job runs its Dask workers
+    (started with srun): one single-threaded worker process per CPU of the task
+    (--cpus-per-task), because pure-Python code holds the GIL. No other job is
+    submitted. The resource options are sbatch's own.
 
     The script is printed, to read, edit and submit yourself, unless --save or --submit
     is given. Paths in it are relative to the directory the job is submitted from.
@@ -591,20 +593,18 @@ def _echo_sbatch_check(text: str, *, err: bool) -> None:
 def _submit_and_explain(request: SbatchRequest, text: str, save: Path | None) -> None:
     """Submit the script and say where its output goes and how to watch and cancel it."""
     from .commands import CommandError
-    from .sbatch_script import output_path, submit_script
+    from .sbatch_script import output_path, submit_script, workers_summary
     from .slurmctl import parse_walltime
 
     try:
         job_id = submit_script(text, save)
     except CommandError as exc:
         raise click.ClickException(str(exc)) from None
-    workers = "worker" if request.ntasks == 1 else "workers"
-    threads = "thread" if request.cpus_per_task == 1 else "threads"
     seconds = parse_walltime(request.time)
     limit = f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
     click.echo(
-        f"Submitted batch job {job_id} ({request.name}): {request.ntasks} {workers} x "
-        f"{request.cpus_per_task} {threads}, time limit {limit}."
+        f"Submitted batch job {job_id} ({request.name}): {workers_summary(request)}, "
+        f"time limit {limit}."
     )
     click.echo(f"  output:  {output_path(request, job_id, str(Path.cwd()))}")
     click.echo(f"  watch:   squeue -j {job_id}")

@@ -225,8 +225,8 @@ COMMON_OPTIONS: tuple[Option, ...] = (
         "workers",
         whole_number(1),
         "Number of worker processes (null: the backend decides: one per core for local and "
-        "mpi, one per task in an allocation, one job's processes for slurm; ssh takes it "
-        "from the host list).",
+        "mpi, one per CPU of each task in an allocation, one job's processes for slurm; ssh "
+        "takes it from the host list).",
         nullable=True,
     ),
     Option(

@@ -2,9 +2,11 @@
 
 :func:`render_sbatch_script` is pure: it turns an :class:`SbatchRequest` into the text of
 a batch script whose batch step runs ``daskdeploy run --backend allocation SCRIPT ARGS``,
-so the scheduler and the script run in the batch step and one Dask worker runs in each
-task of the job. Nothing in it runs a command or reads the environment, so it is tested
-against golden files (``tests/golden/sbatch_*.sh``).
+so the scheduler and the script run in the batch step and the Dask workers in the tasks
+of the job: one single-threaded worker process per CPU of each task, or one worker per
+task with ``--threads-per-worker`` threads (see :func:`daskdeploy.slurmenv.task_layout`).
+Nothing in it runs a command or reads the environment, so it is tested against golden
+files (``tests/golden/sbatch_*.sh``).
 
 :func:`check_script` and :func:`submit_script` hand such a script to ``sbatch``.
 """
@@ -41,8 +43,9 @@ _LINE_BREAK = re.compile(r"[\n\r\0]")
 class SbatchRequest:
     """What goes into a batch script that runs ``script`` on one SLURM allocation.
 
-    Every task of the job runs one Dask worker; the scheduler and ``script`` run in the
-    batch step. Values are checked when the request is made.
+    Every task of the job runs Dask workers, one single-threaded worker process per CPU;
+    the scheduler and ``script`` run in the batch step. Values are checked when the
+    request is made.
 
     Parameters
     ----------
@@ -54,9 +57,12 @@ class SbatchRequest:
     nodes
         ``--nodes``; ``None`` leaves the node count to SLURM.
     ntasks
-        ``--ntasks``: the number of Dask workers.
+        ``--ntasks``: the number of tasks, each running ``cpus_per_task`` workers.
     cpus_per_task
-        ``--cpus-per-task``: the threads of each worker.
+        ``--cpus-per-task``: the worker processes of each task, single-threaded, unless
+        ``threads_per_worker`` is set (then one worker per task with that many threads).
+        Fewer, with more threads each, when the task's memory would leave a worker less
+        than 256 MiB.
     mem_per_cpu, mem
         ``--mem-per-cpu`` or ``--mem`` (per node), e.g. ``"2G"``; at most one of them.
         ``None`` for both leaves memory to the site's default.
@@ -130,7 +136,7 @@ class SbatchRequest:
         if self.nodes is not None and self.nodes > self.ntasks:
             raise ValueError(
                 f"--nodes={self.nodes} is more than --ntasks={self.ntasks}: every node needs at "
-                f"least one task, and each task is one Dask worker"
+                f"least one task"
             )
         if self.mem is not None and self.mem_per_cpu is not None:
             raise ValueError("give either --mem (per node) or --mem-per-cpu, not both")
@@ -234,6 +240,42 @@ def _memory_text(request: SbatchRequest) -> str:
     return "the site's default (no --mem-per-cpu or --mem)"
 
 
+def workers_summary(request: SbatchRequest) -> str:
+    """The job's workers in a few words: ``"4 tasks x 2 CPUs = 8 workers x 1 thread"``.
+
+    >>> from pathlib import Path
+    >>> workers_summary(SbatchRequest(Path("a.py"), ntasks=1))
+    '1 worker x 1 thread'
+    """
+    tasks, cpus = request.ntasks, request.cpus_per_task
+    if cpus == 1:
+        return f"{tasks} worker{'s' if tasks != 1 else ''} x 1 thread"
+    return (
+        f"{tasks} task{'s' if tasks != 1 else ''} x {cpus} CPUs = {tasks * cpus} workers x 1 thread"
+    )
+
+
+def _workers_text(request: SbatchRequest) -> list[str]:
+    """The comment lines that say which workers the job runs, and why."""
+    tasks, cpus = request.ntasks, request.cpus_per_task
+    plural = "s" if tasks != 1 else ""
+    if cpus == 1:
+        return [
+            "# The batch step runs the Dask scheduler and your script; `daskdeploy run --backend",
+            "# allocation` starts one Dask worker in each task of this job with srun:",
+            f"# {tasks} worker{plural} (--ntasks) x 1 thread (--cpus-per-task).",
+        ]
+    return [
+        "# The batch step runs the Dask scheduler and your script; `daskdeploy run --backend",
+        "# allocation` starts the Dask workers in the tasks of this job with srun, one",
+        "# single-threaded worker process per CPU (pure-Python code holds the GIL):",
+        f"# {tasks} task{plural} (--ntasks) x {cpus} CPUs (--cpus-per-task) = {tasks * cpus} "
+        "workers x 1 thread.",
+        "# For one worker of N threads per task instead (code that releases the GIL, such as",
+        "# NumPy), add --threads-per-worker N to the `daskdeploy run` line below.",
+    ]
+
+
 def render_sbatch_script(request: SbatchRequest) -> str:
     """Write the batch script that runs ``request.script`` on one SLURM allocation.
 
@@ -266,16 +308,11 @@ def render_sbatch_script(request: SbatchRequest) -> str:
     >>> print(render_sbatch_script(SbatchRequest("my pi.py", ("$HOME",))).splitlines()[-1])
     exec daskdeploy run --backend allocation 'my pi.py' '$HOME'
     """
-    plural = "s" if request.ntasks != 1 else ""
-    threads = "thread" if request.cpus_per_task == 1 else "threads"
     lines = [
         "#!/bin/bash",
         "# Dask on one SLURM allocation, written by `daskdeploy sbatch`.",
         "#",
-        "# The batch step runs the Dask scheduler and your script; `daskdeploy run --backend",
-        "# allocation` starts one Dask worker in each task of this job with srun:",
-        f"# {request.ntasks} worker{plural} (--ntasks) x {request.cpus_per_task} {threads} "
-        "(--cpus-per-task).",
+        *_workers_text(request),
         f"# Memory: {_memory_text(request)}.",
         "# No other job is submitted, so `scancel <job id>` stops everything, and the time",
         "# limit bounds the whole run.",
