@@ -175,29 +175,30 @@ def assert_adopted(name: str, output: str, deployment_workers: int, spawned: set
 # -- end to end, every backend ---------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["berkeley", "acenet", "blog", "laptop", "dask_mpi"])
-def test_local(sandbox, name):
+def run_adopted(sandbox, name: str, *flags: str, workers: int) -> str:
+    """``daskdeploy run FLAGS --report SCRIPT`` here; assert it adopted; return its output.
+
+    ``workers``: the worker processes the deployment itself starts below the command
+    (local and mpi); 0 where they run under SLURM or sshd.
+    """
+    script = str(script_path(sandbox, name))
     with worker_processes_under_run(sandbox.marker) as spawned:
-        result = sandbox.run(
-            sandbox.command("run", "-n", "2", "--report", str(script_path(sandbox, name)))
-        )
+        result = sandbox.run(sandbox.command("run", *flags, "--report", script))
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
-    assert_adopted(name, output, 2, spawned)
+    assert_adopted(name, output, workers, spawned)
+    return output
+
+
+@pytest.mark.parametrize("name", ["berkeley", "acenet", "blog", "laptop", "dask_mpi"])
+def test_local(sandbox, name):
+    run_adopted(sandbox, name, "-n", "2", workers=2)
     sandbox.assert_clean()
 
 
 @pytest.mark.parametrize("name", ["berkeley", "acenet", "blog"])
 def test_slurm(slurm, sandbox, name):
-    with worker_processes_under_run(sandbox.marker) as spawned:
-        result = sandbox.run(
-            sandbox.command(
-                "run", "--backend", "slurm", "-n", "2", "--report", str(script_path(sandbox, name))
-            )
-        )
-    output = result.stdout + result.stderr
-    assert result.returncode == 0, output
-    assert_adopted(name, output, 0, spawned)
+    output = run_adopted(sandbox, name, "--backend", "slurm", "-n", "2", workers=0)
     if name == "acenet":  # the script printed the deployment's real job script
         assert "#SBATCH" in output and "distributed.cli.dask_worker" in output, output
         assert "cluster.scale(1) resizes this deployment (slurm)" in output, output
@@ -227,28 +228,14 @@ def test_ssh(ssh_hosts, sandbox, name):
     from test_ssh import configure, wait_remote_gone
 
     configure(sandbox, ssh_hosts)
-    with worker_processes_under_run(sandbox.marker) as spawned:
-        result = sandbox.run(
-            sandbox.command("run", "--backend", "ssh", "--report", str(script_path(sandbox, name)))
-        )
-    output = result.stdout + result.stderr
-    assert result.returncode == 0, output
-    assert_adopted(name, output, 0, spawned)
+    run_adopted(sandbox, name, "--backend", "ssh", workers=0)
     wait_remote_gone(ssh_hosts)
     sandbox.assert_clean()
 
 
 @pytest.mark.parametrize("name", ["berkeley", "dask_mpi"])
 def test_mpi(mpi_launcher, sandbox, name):
-    with worker_processes_under_run(sandbox.marker) as spawned:
-        result = sandbox.run(
-            sandbox.command(
-                "run", "--backend", "mpi", "-n", "2", "--report", str(script_path(sandbox, name))
-            )
-        )
-    output = result.stdout + result.stderr
-    assert result.returncode == 0, output
-    assert_adopted(name, output, 2, spawned)
+    run_adopted(sandbox, name, "--backend", "mpi", "-n", "2", workers=2)
     sandbox.assert_clean()
 
 
@@ -374,22 +361,22 @@ def _pid() -> int:
 
 def test_hooks_are_removed_after_the_run(deployment_client):
     import dask.base
-    from distributed import Client
-    from distributed.deploy import SpecCluster
+    from distributed import Client, LocalCluster
 
     from daskdeploy.adoption import adopting
+    from daskdeploy.adoption.cluster import AdoptedCluster
 
-    before = (
-        Client.__init__,
-        Client.shutdown,
-        dict(dask.base.named_schedulers),
-        len(sys.meta_path),
-    )
+    def hooks() -> tuple:
+        return Client.__init__, Client.shutdown, dict(dask.base.named_schedulers), sys.meta_path[:]
+
+    before = hooks()
     with adopting(deployment_client.deployment):
-        assert "__new__" in SpecCluster.__dict__
-    after = (Client.__init__, Client.shutdown, dict(dask.base.named_schedulers), len(sys.meta_path))
-    assert after == before
-    assert "__new__" not in SpecCluster.__dict__
+        assert isinstance(LocalCluster(), AdoptedCluster)
+    assert hooks() == before
+    # SpecCluster keeps a pass-through __new__ (CPython cannot take one off a class
+    # cleanly): after the run, clusters are real and take their arguments as before.
+    with LocalCluster(n_workers=1, processes=False, dashboard_address=None) as cluster:
+        assert type(cluster) is LocalCluster
 
 
 def test_fixed_deployments_say_scale_is_not_applied(deployment_client, capsys, monkeypatch):
@@ -414,9 +401,6 @@ def test_fixed_deployments_say_scale_is_not_applied(deployment_client, capsys, m
 
 
 def test_outside_daskdeploy_run_nothing_is_adopted():
-    from distributed.deploy import SpecCluster
-
-    assert "__new__" not in SpecCluster.__dict__
     code = (
         "from distributed import LocalCluster\n"
         "with LocalCluster(n_workers=1, processes=False, dashboard_address=None) as c:\n"

@@ -236,7 +236,7 @@ CASES = [
         lambda: plan("local", walltime="01:00:00"),
         OptionError,
         "Unknown option 'walltime' for backend 'local'",
-        "Valid options: dashboard",
+        "Valid options: adopt, dashboard",
     ),
     # Types
     api(

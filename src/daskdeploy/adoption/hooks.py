@@ -1,7 +1,9 @@
 """Where a script's own Dask set-up is intercepted, installed for one run and then removed.
 
 Each hook asks :func:`daskdeploy.adoption.current` on every call, so a paused thread
-(daskdeploy's own code) and the time after the run see the original behaviour:
+(daskdeploy's own code) and the time after the run see the original behaviour. All are
+removed after the run except ``SpecCluster.__new__``, which stays as a pass-through (see
+:func:`_hook_spec_cluster`):
 
 * ``distributed.Client.__init__``: no address, no scheduler file and no
   ``scheduler-address`` in dask config (``Client()``, ``Client(n_workers=2)``) -> the
@@ -128,19 +130,31 @@ def _configured() -> bool:
 # -- clusters ------------------------------------------------------------------------------
 
 
+def _adopting_new(cls: type, *args: Any, **kwargs: Any) -> Any:
+    """``SpecCluster.__new__``: the deployment's stand-in while a run adopts, else as before."""
+    adoption = current()
+    if adoption is not None:
+        request = call_text(cls.__name__, args, kwargs)
+        if adoption.mode == "adopt":
+            return adoption.cluster_for(request, kwargs)
+        adoption.note(request)
+    return object.__new__(cls)
+
+
 def _hook_spec_cluster() -> Callable[[], None]:
+    """Give ``SpecCluster`` (and so its subclasses) :func:`_adopting_new`, once per process.
+
+    It stays after the run: CPython cannot take a ``__new__`` off a class again. After
+    ``del SpecCluster.__new__`` the class keeps the slot of a Python-level ``__new__``,
+    and ``object.__new__`` then refuses the constructor's arguments ("object.__new__()
+    takes exactly one argument") for every later ``LocalCluster(...)``. Outside a run it
+    only passes through to ``object.__new__``.
+    """
     from distributed.deploy import SpecCluster
 
-    def __new__(cls: type, *args: Any, **kwargs: Any) -> Any:
-        adoption = current()
-        if adoption is not None:
-            request = call_text(cls.__name__, args, kwargs)
-            if adoption.mode == "adopt":
-                return adoption.cluster_for(request, kwargs)
-            adoption.note(request)
-        return object.__new__(cls)
-
-    return _set(SpecCluster, "__new__", __new__)
+    if vars(SpecCluster).get("__new__") is not _adopting_new:
+        SpecCluster.__new__ = _adopting_new  # type: ignore[method-assign]
+    return lambda: None
 
 
 def _hook_ssh_cluster() -> Callable[[], None]:
