@@ -52,16 +52,11 @@ class Adoption:
         ``"adopt"``: the script's clusters and schedulers become the deployment;
         ``"observe"``: they run as the script wrote them and are only noted.
 
-    Attributes
-    ----------
-    requests
-        Each cluster, client or scheduler the script asked for, as it wrote the call.
     """
 
     def __init__(self, deployment: Deployment, mode: Mode) -> None:
         self.deployment = deployment
         self.mode = mode
-        self.requests: list[str] = []
         self._said: set[str] = set()
         self._clients: weakref.WeakSet[Any] = weakref.WeakSet()
 
@@ -90,20 +85,19 @@ class Adoption:
         """``"slurm, 2 workers x 1 thread"``: the backend and its workers, as started."""
         return f"{self.deployment.backend}, {self.deployment.shape()}"
 
-    def cluster_for(self, request: str, wishes: dict[str, Any] | None = None) -> AdoptedCluster:
-        """Note ``request`` (e.g. ``"LocalCluster(n_workers=4)"``) and return its stand-in."""
+    def stand_in(self, request: str, wishes: dict[str, Any]) -> AdoptedCluster:
+        """The deployment, as the cluster ``request`` (e.g. ``"LocalCluster(n_workers=4)"``)."""
         from .cluster import AdoptedCluster
 
-        self.note(request)
-        return AdoptedCluster(self, request, wishes or {})
+        return AdoptedCluster(self, request, wishes)
 
     def note(self, request: str, *, once: bool = False) -> None:
-        """Record a request and say on stderr where it runs (once per text if ``once``)."""
+        """Say on stderr where ``request`` runs (once per text if ``once``); with adoption
+        off, the efficiency report names it too."""
         with _lock:
             if once and request in self._said:
                 return
             self._said.add(request)
-            self.requests.append(request)
         meter = self.deployment.meter
         if self.mode == "adopt":
             self.say(f"the script's {request} runs on this deployment ({self.shape()})")

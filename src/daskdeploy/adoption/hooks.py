@@ -22,6 +22,7 @@ Nothing here imports dask_jobqueue, dask_mpi or mpi4py.
 
 from __future__ import annotations
 
+import functools
 import importlib.abc
 import importlib.machinery
 import inspect
@@ -30,7 +31,7 @@ from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
-from . import current
+from . import current, paused
 from .cluster import AdoptedCluster, call_text
 
 __all__ = ["install"]
@@ -53,18 +54,34 @@ def install() -> Callable[[], None]:
 
 
 def _set(owner: Any, name: str, value: Any) -> Callable[[], None]:
-    """Set ``owner.name`` and return how to restore it (or delete it if it was not there)."""
-    missing = object()
-    before = vars(owner).get(name, missing)
+    """Replace ``owner.name`` (which exists) and return how to put the original back."""
+    before = vars(owner)[name]
     setattr(owner, name, value)
+    return lambda: setattr(owner, name, before)
 
-    def restore() -> None:
-        if before is missing:
-            delattr(owner, name)
-        else:
-            setattr(owner, name, before)
 
-    return restore
+def _intercept(
+    original: Callable[..., Any],
+    describe: Callable[..., str],
+    adopted: Callable[..., Any],
+) -> Callable[..., Any]:
+    """Wrap ``original`` for the run: outside one it runs as before; inside, the call
+    (``describe(*args, **kwargs)``) is noted, then adopted (``adopted(adoption, request,
+    *args, **kwargs)`` answers instead) or, with adoption off, run as written."""
+
+    @functools.wraps(original)
+    def intercepted(*args: Any, **kwargs: Any) -> Any:
+        adoption = current()
+        if adoption is None:
+            return original(*args, **kwargs)
+        request = describe(*args, **kwargs)
+        adoption.note(request)
+        if adoption.mode != "adopt":
+            with paused():  # what it builds inside is its own, not another request
+                return original(*args, **kwargs)
+        return adopted(adoption, request, *args, **kwargs)
+
+    return intercepted
 
 
 def _all(steps: list[Callable[[], None]]) -> Callable[[], None]:
@@ -98,14 +115,12 @@ def _hook_client() -> Callable[[], None]:
         if isinstance(address, AdoptedCluster):
             self._daskdeploy_adopted = True
         elif address is None and named.get("scheduler_file") is None and not _configured():
-            wishes = dict(named.pop("kwargs", {}))
+            wishes = named.get("kwargs", {})
             request = call_text(type(self).__name__, (), wishes)
-            if adoption.mode == "adopt":
-                named["address"] = adoption.cluster_for(request, wishes)
+            adoption.note(request)
+            if adoption.mode == "adopt":  # the cluster keywords go to the stand-in instead
+                named["address"] = adoption.stand_in(request, named.pop("kwargs", {}))
                 self._daskdeploy_adopted = True
-            else:
-                adoption.note(request)
-                named["kwargs"] = wishes
         original_init(*bound.args, **bound.kwargs)
         if getattr(self, "_daskdeploy_adopted", False):
             adoption.adopted_client(self)
@@ -135,9 +150,9 @@ def _adopting_new(cls: type, *args: Any, **kwargs: Any) -> Any:
     adoption = current()
     if adoption is not None:
         request = call_text(cls.__name__, args, kwargs)
-        if adoption.mode == "adopt":
-            return adoption.cluster_for(request, kwargs)
         adoption.note(request)
+        if adoption.mode == "adopt":
+            return adoption.stand_in(request, kwargs)
     return object.__new__(cls)
 
 
@@ -161,17 +176,15 @@ def _hook_ssh_cluster() -> Callable[[], None]:
     from distributed.deploy import ssh
 
     original = ssh.SSHCluster
-
-    def SSHCluster(*args: Any, **kwargs: Any) -> Any:
-        adoption = current()
-        if adoption is None or adoption.mode != "adopt":
-            return original(*args, **kwargs)
-        return adoption.cluster_for(call_text("SSHCluster", args, kwargs), kwargs)
-
+    replacement = _intercept(
+        original,
+        lambda *args, **kwargs: call_text("SSHCluster", args, kwargs),
+        lambda adoption, request, *args, **kwargs: adoption.stand_in(request, kwargs),
+    )
     undo = [
-        _set(sys.modules[name], "SSHCluster", SSHCluster)
+        _set(sys.modules[name], "SSHCluster", replacement)
         for name in _SSH_MODULES
-        if getattr(sys.modules.get(name), "SSHCluster", None) is original
+        if name in sys.modules and vars(sys.modules[name]).get("SSHCluster") is original
     ]
     return _all(undo)
 
@@ -222,26 +235,32 @@ def _hook_named_schedulers() -> Callable[[], None]:
 
 
 def _patch_dask_mpi(module: ModuleType) -> Callable[[], None]:
-    original_initialize = module.initialize
-    original_execute = module.execute
+    """The script is already the client of a running deployment: ``initialize()`` returns
+    True (the client's answer) and ``execute(function, ...)`` calls the function here."""
 
-    def initialize(*args: Any, **kwargs: Any) -> Any:
-        adoption = current()
-        if adoption is None or adoption.mode != "adopt":
-            return original_initialize(*args, **kwargs)
-        adoption.note(call_text("dask_mpi.initialize", args, kwargs))
-        return True  # this process is the client; the deployment serves the rest
-
-    def execute(client_function: Any = None, client_args: Any = (), client_kwargs: Any = None,
-                *args: Any, **kwargs: Any) -> Any:  # fmt: skip
-        adoption = current()
-        if adoption is None or adoption.mode != "adopt":
-            return original_execute(client_function, client_args, client_kwargs, *args, **kwargs)
-        adoption.note(call_text("dask_mpi.execute", (client_function,), kwargs))
+    def execute_here(
+        adoption: Any,
+        request: str,
+        client_function: Any = None,
+        client_args: Any = (),
+        client_kwargs: Any = None,
+        *args: Any,
+        **kwargs: Any,
+    ) -> bool:
         if callable(client_function):
             client_function(*client_args, **(client_kwargs or {}))
         return True
 
+    initialize = _intercept(
+        module.initialize,
+        lambda *args, **kwargs: call_text("dask_mpi.initialize", args, kwargs),
+        lambda *unused, **ignored: True,
+    )
+    execute = _intercept(
+        module.execute,
+        lambda function=None, *args, **kwargs: call_text("dask_mpi.execute", (function,), kwargs),
+        execute_here,
+    )
     undo = [_set(module, "initialize", initialize), _set(module, "execute", execute)]
     return _all(undo)
 
