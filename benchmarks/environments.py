@@ -639,7 +639,7 @@ def _ssh(run: _Run) -> BackendEnv:
 
 
 def _mpi(run: _Run) -> BackendEnv:
-    from daskdeploy.mpienv import find_mpiexec
+    from daskdeploy.backends.mpi.launchers import find_mpiexec
 
     return MPIEnv(deploy_kwargs={}, mpiexec=find_mpiexec() or "mpiexec", **run.common("mpi"))
 

@@ -68,18 +68,18 @@ EXPECTED_EXCEPTIONS = {
 #: ``{"file.py": {"function": "where the text shows up"}}``; ``"*"`` is every function.
 RAISED_INSIDE: dict[str, dict[str, str]] = {
     "options.py": {"*": "option converters: 'Invalid value for option ...: <sentence>'"},
-    "backends/ssh.py": {"_mapping": "converter of the connect_options option"},
-    "backends/slurm.py": {"_walltime": "converter of the walltime option"},
-    "slurmctl.py": {
+    "backends/ssh/backend.py": {"_mapping": "converter of the connect_options option"},
+    "backends/slurm/backend.py": {"_walltime": "converter of the walltime option"},
+    "backends/slurm/control.py": {
         "parse_walltime": "walltime converter, and `daskdeploy sbatch --time` ('--time: ...')"
     },
-    "sshhosts.py": {
+    "backends/ssh/hosts.py": {
         "read_hostfile": "'Unusable host list in hostfile ... for the ssh backend: <text>'",
         "plan_hosts": "'Unusable host list ... for the ssh backend: <text>'",
         "_probe": "a host's line in 'SSH hosts not usable, nothing was started:'",
         "install_private_files.install": "a host's line in 'Could not install the TLS ...'",
     },
-    "sbatch_script.py": {
+    "backends/slurm/sbatch.py": {
         "SbatchRequest.__post_init__": "`daskdeploy sbatch` prints it after 'Error:'",
         "_check_text": "`daskdeploy sbatch` prints it after 'Error:'",
         "_check_memory": "`daskdeploy sbatch` prints it after 'Error:'",
@@ -89,7 +89,9 @@ RAISED_INSIDE: dict[str, dict[str, str]] = {
 #: Strings returned by functions whose result users read inside another message, where the
 #: test cannot see the link by itself (the result passes through an exception or a list).
 RETURNED_INSIDE: dict[str, dict[str, str]] = {
-    "sshhosts.py": {"_cause": "a host's line in 'SSH hosts not usable' and similar messages"},
+    "backends/ssh/hosts.py": {
+        "_cause": "a host's line in 'SSH hosts not usable' and similar messages"
+    },
 }
 
 #: Messages with no literal text of their own: ``{"file.py:function": "why that is fine"}``.
@@ -102,7 +104,7 @@ ALLOWED_DYNAMIC: dict[str, str] = {
     "cli.py:hostfile": "re-raises str() of scontrol show hostnames' CommandError",
     "datasets/cli.py:_friendly_errors": "re-raises the data set's ImportError, whose text "
     "(pip install 'daskdeploy[examples]') is documented",
-    "sbatch_script.py:SbatchRequest.__post_init__": "'--time: ' before parse_walltime's "
+    "backends/slurm/sbatch.py:SbatchRequest.__post_init__": "'--time: ' before parse_walltime's "
     "ValueError, whose texts are checked (RAISED_INSIDE)",
 }
 
@@ -121,8 +123,8 @@ Text = tuple[Piece, ...]
 
 @dataclass
 class Module:
-    relative: str  # "backends/slurm.py"
-    name: str  # "daskdeploy.backends.slurm"
+    relative: str  # "backends/slurm/backend.py"
+    name: str  # "daskdeploy.backends.slurm.backend"
     tree: ast.Module
     functions: dict[str, ast.FunctionDef | ast.AsyncFunctionDef] = field(default_factory=dict)
     imports: dict[str, tuple[str, str]] = field(default_factory=dict)  # name: (module, name)

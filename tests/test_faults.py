@@ -139,7 +139,7 @@ def test_worker_sigkill_slurm(slurm, record_fault):
 def test_a_worker_restarted_by_its_nanny_keeps_its_job(slurm, monkeypatch):
     """A nanny restart slower than ``replace_delay`` (here made 0.05 s; on real clusters
     imports from a shared file system often take seconds) must not cost the job."""
-    from daskdeploy.backends.slurm_jobs import DeploySLURMCluster
+    from daskdeploy.backends.slurm.job_arrays import DeploySLURMCluster
 
     monkeypatch.setattr(DeploySLURMCluster, "replace_delay", 0.05)
     with daskdeploy.deploy("slurm", workers=2, quiet=True) as client:
@@ -444,7 +444,7 @@ def _run_two_at_once(sandbox, backend: str, script, components) -> list[str]:
         return [output.read_text() for _, output in jobs]
     launch = [PYTHON]
     if backend == "mpi":
-        from daskdeploy.mpienv import find_mpiexec
+        from daskdeploy.backends.mpi.launchers import find_mpiexec
 
         launch = [find_mpiexec(), "-n", "4", PYTHON]
     runs = [

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from daskdeploy import orphans, records
-from daskdeploy.sshhosts import recordable_connect_options
+from daskdeploy.backends.ssh.hosts import recordable_connect_options
 
 HOLD = """\
 import sys, time

@@ -26,7 +26,11 @@ from conftest import (
     wait_until_gone,
 )
 from conftest import run_batch_job as sbatch
-from daskdeploy.mpienv import find_mpiexec, launcher_family, open_mpi_root_environment
+from daskdeploy.backends.mpi.launchers import (
+    find_mpiexec,
+    launcher_family,
+    open_mpi_root_environment,
+)
 from daskdeploy.testing.mpi import unavailable_reason as mpi_unavailable_reason
 
 PYTHON = sys.executable
@@ -480,7 +484,7 @@ def test_the_mpi_sbatch_template_runs_the_main_job(mpiexec, slurm, sandbox):
 def test_workers_listen_on_the_address_facing_the_scheduler_never_on_every_interface():
     from distributed.utils import get_ip
 
-    from daskdeploy.backends.mpi import _worker_host
+    from daskdeploy.backends.mpi.backend import _worker_host
 
     options = {"interface": None}
     assert _worker_host(options, "tls://127.0.0.1:8786") == "127.0.0.1"

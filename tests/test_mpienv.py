@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from daskdeploy.backends.ranks import Roles
-from daskdeploy.mpienv import (
+from daskdeploy.backends.mpi.launchers import (
     MPICH,
     OPEN_MPI,
     Launch,
@@ -17,7 +16,8 @@ from daskdeploy.mpienv import (
     launch_from_environ,
     open_mpi_root_environment,
 )
-from daskdeploy.slurmenv import TaskLayout
+from daskdeploy.backends.shared.layout import TaskLayout
+from daskdeploy.backends.shared.ranks import Roles
 
 
 @pytest.mark.parametrize(

@@ -19,8 +19,8 @@ import pytest
 
 import daskdeploy
 from conftest import report_figures
-from daskdeploy.efficiency import build_report
-from daskdeploy.progress import render_line, tasks_left
+from daskdeploy.report.efficiency import build_report
+from daskdeploy.report.progress import render_line, tasks_left
 
 
 def busy(n: int) -> int:

@@ -21,13 +21,13 @@ import pytest
 from click.testing import CliRunner
 
 from conftest import EXAMPLES
-from daskdeploy.cli import cli
-from daskdeploy.sbatch_script import (
+from daskdeploy.backends.slurm.sbatch import (
     SbatchRequest,
     default_setup,
     output_path,
     render_sbatch_script,
 )
+from daskdeploy.cli import cli
 
 GOLDEN = Path(__file__).parent / "golden"
 
@@ -330,7 +330,7 @@ def test_submitted_job_runs_the_command_from_the_submit_directory(
 
 def run_to_the_end(slurm, sandbox, args: list[str]) -> str:
     """Run ``args`` (which submit one job) in the sandbox; wait for the job; its output."""
-    pytest.importorskip("daskdeploy.backends.allocation", reason="the allocation backend")
+    pytest.importorskip("daskdeploy.backends.slurm.allocation", reason="the allocation backend")
     bin_dir = Path(sys.executable).parent  # the `daskdeploy` command, also without a venv
     env = {**sandbox.env, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
     result = subprocess.run(

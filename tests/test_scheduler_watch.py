@@ -9,7 +9,7 @@ import dask.config
 import pytest
 from distributed import Client, Scheduler
 
-from daskdeploy.scheduler_watch import preload_text
+from daskdeploy.backends.shared.scheduler_watch import preload_text
 
 
 @pytest.fixture(autouse=True)

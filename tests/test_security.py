@@ -164,7 +164,7 @@ def test_mpi_ranks_share_credentials_by_message(mpiexec_path, sandbox):
 @pytest.fixture(scope="module")
 def mpiexec_path() -> str:
     from conftest import require
-    from daskdeploy.mpienv import find_mpiexec
+    from daskdeploy.backends.mpi.launchers import find_mpiexec
 
     mpiexec = find_mpiexec()
     require(None if mpiexec else "no mpiexec next to this Python", "MPICH (pip install mpich)")

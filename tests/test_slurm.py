@@ -22,7 +22,7 @@ from conftest import (
     run_batch_job,
     wait_for,
 )
-from daskdeploy.backends.slurm import default_log_root
+from daskdeploy.backends.slurm.backend import default_log_root
 
 pytest.importorskip("dask_jobqueue", reason="dask-jobqueue is part of daskdeploy[slurm]")
 

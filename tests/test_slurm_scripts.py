@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 import daskdeploy
-from daskdeploy.jobscripts import as_array_script, worker_lifetime
+from daskdeploy.backends.slurm.control import parse_walltime
+from daskdeploy.backends.slurm.jobscript import as_array_script, worker_lifetime
 from daskdeploy.options import adapt_range
-from daskdeploy.slurmctl import parse_walltime
 
 GOLDEN = Path(__file__).parent / "golden"
 
@@ -29,7 +29,7 @@ def assert_matches_golden(text: str, name: str) -> None:
 
 
 def preview(**options: object) -> str:
-    from daskdeploy.backends.slurm import _preview_script
+    from daskdeploy.backends.slurm.backend import _preview_script
 
     plan = daskdeploy.plan("slurm", python="/opt/env/bin/python", **options)
     return _preview_script(plan.options)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from daskdeploy.slurmenv import Allocation, parse_tasks_per_node
+from daskdeploy.backends.slurm.environment import Allocation, parse_tasks_per_node
 
 BATCH = {
     "SLURM_JOB_ID": "42",

@@ -27,10 +27,10 @@ _EXPORTS = {
     "available_backends": "daskdeploy.registry",
     "BackendStatus": "daskdeploy.registry",
     "DeployedClient": "daskdeploy.deployment",
-    "EfficiencyMeter": "daskdeploy.efficiency",
-    "EfficiencyReport": "daskdeploy.efficiency",
-    "HostLoad": "daskdeploy.efficiency",
-    "WorkerUsage": "daskdeploy.efficiency",
+    "EfficiencyMeter": "daskdeploy.report.efficiency",
+    "EfficiencyReport": "daskdeploy.report.efficiency",
+    "HostLoad": "daskdeploy.report.efficiency",
+    "WorkerUsage": "daskdeploy.report.efficiency",
     "Deployment": "daskdeploy.deployment",
     "save_profile": "daskdeploy.profiles",
     "delete_profile": "daskdeploy.profiles",
@@ -70,7 +70,6 @@ __all__ = [
 if TYPE_CHECKING:
     from .api import Plan, deploy, plan
     from .deployment import DeployedClient, Deployment
-    from .efficiency import EfficiencyMeter, EfficiencyReport, HostLoad, WorkerUsage
     from .errors import (
         BackendUnavailableError,
         ConfigError,
@@ -81,6 +80,7 @@ if TYPE_CHECKING:
     )
     from .profiles import delete_profile, list_profiles, save_profile
     from .registry import BackendStatus, available_backends
+    from .report.efficiency import EfficiencyMeter, EfficiencyReport, HostLoad, WorkerUsage
 
 
 def _prepare_config() -> None:

@@ -139,7 +139,7 @@ class Plan:
             _wait_for_workers(client, deployment)
             deployment.ready_after = time.monotonic() - deployment.started_at
             if self.options.get("report"):
-                from .efficiency import started_meter_or_none
+                from .report.efficiency import started_meter_or_none
 
                 deployment.meter = started_meter_or_none(
                     client,

@@ -14,7 +14,7 @@ import click
 from . import __version__
 
 if TYPE_CHECKING:
-    from .sbatch_script import SbatchRequest
+    from .backends.slurm.sbatch import SbatchRequest
 
 __all__ = ["cli", "main", "parse_option_value"]
 
@@ -314,7 +314,7 @@ def _progress_bar(client: Any, quiet: bool, wanted: bool | None) -> Any:
     """Start the progress bar if asked for, or by default on a terminal without --quiet."""
     if wanted is False or (wanted is None and (quiet or not sys.stderr.isatty())):
         return None
-    from .progress import ProgressBar
+    from .report.progress import ProgressBar
 
     return ProgressBar(client, sys.stderr, dashboard=client.dashboard_link).start()
 
@@ -512,7 +512,7 @@ def sbatch(
       daskdeploy sbatch -N 2 -n 8 -c 4 --mem-per-cpu 2G -p compute --check analysis.py
       daskdeploy sbatch -n 8 --setup 'module load python' --submit analysis.py in.csv
     """
-    from .sbatch_script import SbatchRequest, default_setup, render_sbatch_script
+    from .backends.slurm.sbatch import SbatchRequest, default_setup, render_sbatch_script
 
     if setup:
         setup_lines = tuple(line for line in setup if line.strip())
@@ -579,8 +579,8 @@ def _require_sbatch(request: SbatchRequest) -> None:
 
 def _echo_sbatch_check(text: str, *, err: bool) -> None:
     """Print SLURM's verdict on the script; fail (exit 1) if it would reject it."""
+    from .backends.slurm.sbatch import check_script
     from .commands import CommandError
-    from .sbatch_script import check_script
 
     try:
         verdict = check_script(text)
@@ -592,9 +592,9 @@ def _echo_sbatch_check(text: str, *, err: bool) -> None:
 
 def _submit_and_explain(request: SbatchRequest, text: str, save: Path | None) -> None:
     """Submit the script and say where its output goes and how to watch and cancel it."""
+    from .backends.slurm.control import parse_walltime
+    from .backends.slurm.sbatch import output_path, submit_script, workers_summary
     from .commands import CommandError
-    from .sbatch_script import output_path, submit_script, workers_summary
-    from .slurmctl import parse_walltime
 
     try:
         job_id = submit_script(text, save)
@@ -627,7 +627,7 @@ def hostfile(path: Path | None) -> None:
     """
     import os
 
-    from . import slurmctl
+    from .backends.slurm import control
     from .commands import CommandError
 
     nodelist = os.environ.get("SLURM_JOB_NODELIST")
@@ -637,7 +637,7 @@ def hostfile(path: Path | None) -> None:
             "script or an salloc shell."
         )
     try:
-        names = slurmctl.hostnames(nodelist)
+        names = control.hostnames(nodelist)
     except CommandError as exc:
         raise click.ClickException(str(exc)) from None
     text = "".join(f"{name}\n" for name in names)

@@ -27,7 +27,7 @@ from .backends.base import Running
 from .options import ResolvedOptions
 
 if TYPE_CHECKING:
-    from .efficiency import EfficiencyMeter, EfficiencyReport
+    from .report.efficiency import EfficiencyMeter, EfficiencyReport
 
 __all__ = ["DeployedClient", "Deployment"]
 
@@ -93,7 +93,7 @@ class Deployment:
     def measure(self) -> EfficiencyMeter:
         """Start measuring CPU efficiency from now on; returns the running meter.
 
-        ``meter.report()`` then gives an :class:`~daskdeploy.efficiency.EfficiencyReport`
+        ``meter.report()`` then gives an :class:`~daskdeploy.report.efficiency.EfficiencyReport`
         for the time since this call. With the ``report`` option (``daskdeploy run
         --report``) a meter starts when the workers have connected and its report is
         printed to stderr when the deployment closes.
@@ -103,7 +103,7 @@ class Deployment:
         RuntimeError
             The deployment has no connected client.
         """
-        from .efficiency import EfficiencyMeter
+        from .report.efficiency import EfficiencyMeter
 
         if self.client is None or self.closed:
             raise RuntimeError(f"Deployment {self.id} has no connected client to measure.")

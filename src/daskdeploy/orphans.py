@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import procinfo, records
+from . import processes, records
 from .commands import CommandError, run_command
 from .records import ID_PATTERN, DeploymentRecord
 from .scratch import PREFIX as SCRATCH_PREFIX
@@ -73,7 +73,7 @@ _tagged: str | None = None  # the deployment whose id this process's environment
 
 def owner_tag() -> str:
     """``host:pid:start-ticks`` of this process, the value of :data:`OWNER_VARIABLE`."""
-    ticks = procinfo.start_ticks(os.getpid())
+    ticks = processes.start_ticks(os.getpid())
     return f"{socket.gethostname()}:{os.getpid()}:{'' if ticks is None else ticks}"
 
 
@@ -158,16 +158,16 @@ def tagged_processes(only: str | None = None) -> dict[str, list[TaggedProcess]]:
 
     The calling process and its ancestors are never included.
     """
-    skip = procinfo.ancestors()
+    skip = processes.ancestors()
     found: dict[str, list[TaggedProcess]] = {}
-    for pid in procinfo.user_pids():
+    for pid in processes.user_pids():
         if pid in skip:
             continue
-        environment = procinfo.environ(pid)
+        environment = processes.environ(pid)
         deployment_id = environment.get(TAG_VARIABLE, "")
         if not ID_PATTERN.match(deployment_id) or (only and deployment_id != only):
             continue
-        if not procinfo.is_running(pid):
+        if not processes.is_running(pid):
             continue
         host, owner_pid, owner_start = _parse_owner(environment.get(OWNER_VARIABLE, ""))
         found.setdefault(deployment_id, []).append(
@@ -263,7 +263,7 @@ class LiveDeployment:
         host, pid, ticks = self.owner
         if host is None or pid is None or host != socket.gethostname():
             return UNKNOWN
-        return RUNNING if procinfo.same_process(pid, ticks) else ORPHANED
+        return RUNNING if processes.same_process(pid, ticks) else ORPHANED
 
     @property
     def started(self) -> float | None:
@@ -326,8 +326,8 @@ def find_deployments() -> tuple[list[LiveDeployment], list[str]]:
     jobs, problem = deployment_jobs()
     for deployment_id, listed in jobs.items():
         found.setdefault(deployment_id, LiveDeployment(deployment_id)).jobs = listed
-    for deployment_id, processes in tagged_processes().items():
-        found.setdefault(deployment_id, LiveDeployment(deployment_id)).processes = processes
+    for deployment_id, tagged in tagged_processes().items():
+        found.setdefault(deployment_id, LiveDeployment(deployment_id)).processes = tagged
     problems = [f"Could not list SLURM jobs: {problem}"] if problem else []
     return list(found.values()), problems
 
@@ -434,8 +434,8 @@ def end_deployment(target: LiveDeployment | str) -> CleanupReport:
     owner_host, owner_pid, owner_start = deployment.owner
     if (
         owner_host == socket.gethostname()
-        and owner_pid in procinfo.ancestors()
-        and procinfo.same_process(owner_pid, owner_start)
+        and owner_pid in processes.ancestors()
+        and processes.same_process(owner_pid, owner_start)
     ):
         report.errors.append(
             f"{deployment_id} is owned by this command's own process or one of its parents "
@@ -466,12 +466,12 @@ def _end_owner(record: DeploymentRecord | None, report: CleanupReport) -> None:
         os.kill(pid, signal.SIGTERM)
     except ProcessLookupError:
         return
-    if not procinfo.wait_gone([pid], _OWNER_GRACE):
+    if not processes.wait_gone([pid], _OWNER_GRACE):
         report.owner = f"owner pid {pid} ended on SIGTERM (its own teardown ran)"
         return
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGKILL)
-    if procinfo.wait_gone([pid], 2.0):
+    if processes.wait_gone([pid], 2.0):
         report.errors.append(f"The owner pid {pid} is still running after SIGKILL.")
     report.owner = f"owner pid {pid} killed (no exit {_OWNER_GRACE:g} s after SIGTERM)"
 
@@ -513,7 +513,7 @@ def _end_processes(deployment_id: str, report: CleanupReport) -> None:
         found = tagged_processes(deployment_id).get(deployment_id, [])
         if not found:
             return
-        ended, killed = procinfo.terminate([process.pid for process in found], grace)
+        ended, killed = processes.terminate([process.pid for process in found], grace)
         report.processes_ended += len(ended) + len(killed)
         report.processes_killed += len(killed)
     left = tagged_processes(deployment_id).get(deployment_id, [])
@@ -530,7 +530,7 @@ def _end_remote(record: DeploymentRecord | None, report: CleanupReport) -> None:
     remote_dirs = record.data.get("remote_dirs")
     if not isinstance(remote_dirs, dict) or not remote_dirs:
         return
-    from .sshhosts import end_remote_deployment
+    from .backends.ssh.hosts import end_remote_deployment
 
     options = dict(record.data.get("connect_options") or {})
     timeout = min(float(options.get("connect_timeout") or _SSH_TIMEOUT), _SSH_TIMEOUT)

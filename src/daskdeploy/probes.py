@@ -5,9 +5,9 @@ distributed), so this module is registered with cloudpickle to travel by value: 
 functions are serialised with their code instead of as an import path. They may
 therefore use only the standard library and distributed, imported inside the function.
 
-Used by :mod:`daskdeploy.efficiency` (CPU and memory of worker processes, the task
-stream summary), :mod:`daskdeploy.progress` (how many tasks are in each state) and
-:mod:`daskdeploy.backends.nannies` (closing a nanny from inside it).
+Used by :mod:`daskdeploy.report.efficiency` (CPU and memory of worker processes, the task
+stream summary), :mod:`daskdeploy.report.progress` (how many tasks are in each state) and
+:mod:`daskdeploy.backends.shared.nannies` (closing a nanny from inside it).
 """
 
 from __future__ import annotations

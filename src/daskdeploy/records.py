@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import procinfo
+from . import processes
 from .scratch import shared_cache_dir
 
 __all__ = [
@@ -108,7 +108,7 @@ class DeploymentRecord:
             backend=backend,
             hostname=socket.gethostname(),
             pid=os.getpid(),
-            pid_start=procinfo.start_ticks(os.getpid()),
+            pid_start=processes.start_ticks(os.getpid()),
             started=now,
             started_iso=datetime.datetime.fromtimestamp(now)
             .astimezone()
@@ -163,7 +163,7 @@ class DeploymentRecord:
         """Whether the owner still runs: ``None`` when it runs on another host."""
         if not self.is_local:
             return None
-        return procinfo.same_process(self.pid, self.pid_start)
+        return processes.same_process(self.pid, self.pid_start)
 
 
 def records_dir(create: bool = False) -> Path:

@@ -31,11 +31,11 @@ ENTRY_POINT_GROUP = "daskdeploy.backends"
 #: Built-in backends, as ``"module:Class"`` import paths, in ``auto`` detection order.
 BUILTIN_BACKENDS: dict[str, str] = {
     "local": "daskdeploy.backends.local:LocalBackend",
-    "slurm": "daskdeploy.backends.slurm:SlurmBackend",
+    "slurm": "daskdeploy.backends.slurm.backend:SlurmBackend",
     # Before allocation: `srun --mpi=pmi2` and `mpiexec` inside a job are MPI runs.
-    "mpi": "daskdeploy.backends.mpi:MPIBackend",
-    "allocation": "daskdeploy.backends.allocation:AllocationBackend",
-    "ssh": "daskdeploy.backends.ssh:SSHBackend",
+    "mpi": "daskdeploy.backends.mpi.backend:MPIBackend",
+    "allocation": "daskdeploy.backends.slurm.allocation:AllocationBackend",
+    "ssh": "daskdeploy.backends.ssh.backend:SSHBackend",
 }
 
 

@@ -16,7 +16,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from .procinfo import is_running
+from .processes import is_running
 
 __all__ = ["make_scratch_dir", "new_deployment_id", "remove_scratch_dir", "sweep_stale"]
 

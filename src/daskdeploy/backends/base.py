@@ -104,7 +104,7 @@ class Running:
     stop_workers
         Called at close after the client is closed and before the cluster closes: stops
         the workers at once, without waiting for tasks nobody waits for any more (see
-        :func:`daskdeploy.backends.nannies.stop_workers_through_nannies`).
+        :func:`daskdeploy.backends.shared.nannies.stop_workers_through_nannies`).
     check
         Called about once a second while daskdeploy waits for the workers; raises
         :class:`~daskdeploy.DeploymentError` as soon as the wait is known to be hopeless

@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 from ..credentials import write_private
 from ..options import Option, ResolvedOptions, boolean
 from .base import Backend, Running, StartContext, dashboard_link
-from .nannies import stop_workers_through_nannies
+from .shared.nannies import stop_workers_through_nannies
 
 __all__ = ["LocalBackend"]
 

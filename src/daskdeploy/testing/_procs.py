@@ -1,6 +1,6 @@
 """Process helpers shared by the local test-infrastructure harnesses (Linux).
 
-``is_running`` and ``ancestors`` are daskdeploy's own (:mod:`daskdeploy.procinfo`).
+``is_running`` and ``ancestors`` are daskdeploy's own (:mod:`daskdeploy.processes`).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..procinfo import ancestors, is_running, wait_gone
+from ..processes import ancestors, is_running, wait_gone
 
 __all__ = [
     "POLL",

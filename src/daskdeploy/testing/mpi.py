@@ -14,7 +14,7 @@ def unavailable_reason() -> str | None:
     wheel puts ``mpiexec`` next to this Python); another MPI's launcher first on ``PATH``
     would start worlds mpi4py cannot join.
     """
-    from ..mpienv import MPICH, find_mpiexec, launcher_family
+    from ..backends.mpi.launchers import MPICH, find_mpiexec, launcher_family
 
     if importlib.util.find_spec("mpi4py") is None:
         return "mpi4py is not installed (pip install 'daskdeploy[mpi]')"

@@ -29,13 +29,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
-from .. import slurmctl
-from ..commands import CommandError
-from ..credentials import CredentialFiles, write_shared
-from ..errors import DeploymentError, OptionError
-from ..jobscripts import WORKER_DIR_VARIABLE, lifetime_args, worker_scratch_lines
-from ..network import address_facing
-from ..options import (
+from ...commands import CommandError
+from ...credentials import CredentialFiles, write_shared
+from ...errors import DeploymentError, OptionError
+from ...network import address_facing
+from ...options import (
     Option,
     ResolvedOptions,
     adapt_range,
@@ -47,8 +45,10 @@ from ..options import (
     whole_number,
     worker_lifetime_setting,
 )
-from ..scratch import shared_cache_dir
-from .base import Availability, Backend, Running, StartContext, dashboard_link
+from ...scratch import shared_cache_dir
+from ..base import Availability, Backend, Running, StartContext, dashboard_link
+from . import control
+from .jobscript import WORKER_DIR_VARIABLE, lifetime_args, worker_scratch_lines
 
 __all__ = ["SlurmBackend", "default_log_root"]
 
@@ -71,7 +71,7 @@ def _walltime(value: Any) -> str:
             f"expected a SLURM time limit as text such as '01:00:00' (quote it in YAML, "
             f"where an unquoted 12:00:00 becomes the number 43200), got {value!r}"
         )
-    slurmctl.parse_walltime(value)
+    control.parse_walltime(value)
     return value.strip()
 
 
@@ -194,7 +194,7 @@ class SlurmBackend(Backend):
             return Availability.missing(
                 "dask-jobqueue is not installed. Install it with: pip install 'daskdeploy[slurm]'"
             )
-        missing = slurmctl.tools_missing_reason()
+        missing = control.tools_missing_reason()
         if missing:
             return Availability.missing(missing)
         return Availability.ok()
@@ -230,14 +230,14 @@ class SlurmBackend(Backend):
         """Ask SLURM (``sbatch --test-only``) whether it would accept the job script."""
         _preflight_tools()
         try:
-            slurmctl.check_controller()
-            return slurmctl.test_submit(_preview_script(options))
+            control.check_controller()
+            return control.test_submit(_preview_script(options))
         except CommandError as exc:
             raise DeploymentError(_rejection_message(exc, options)) from None
 
     def start(self, options: ResolvedOptions, context: StartContext) -> Running:
         """Check with SLURM, start the scheduler here, submit the worker jobs."""
-        from .slurm_jobs import ArraySubmitter, DeploySLURMCluster, isolated_config_name
+        from .job_arrays import ArraySubmitter, DeploySLURMCluster, isolated_config_name
 
         self.check(options)
         layout = _Layout.from_options(options)
@@ -355,7 +355,7 @@ def _job_kwargs(options: ResolvedOptions, job_name: str, log_dir: str) -> dict[s
         prologue += worker_scratch_lines(job_name)
         local_directory = f'"${WORKER_DIR_VARIABLE}"'
     worker_args = [] if options["worker_dashboard"] else ["--no-dashboard"]
-    walltime = slurmctl.parse_walltime(options["walltime"])
+    walltime = control.parse_walltime(options["walltime"])
     worker_args += lifetime_args(options["lifetime"], walltime)
     worker_args += options["worker_extra_args"]
     return {
@@ -381,7 +381,7 @@ def _job_kwargs(options: ResolvedOptions, job_name: str, log_dir: str) -> dict[s
 
 def _earliest_retirement(options: ResolvedOptions) -> float | None:
     """Seconds after which a worker may leave at the end of its lifetime (None: never)."""
-    walltime = slurmctl.parse_walltime(options["walltime"])
+    walltime = control.parse_walltime(options["walltime"])
     args = lifetime_args(options["lifetime"], walltime)
     if not args:
         return None
@@ -391,7 +391,7 @@ def _earliest_retirement(options: ResolvedOptions) -> float | None:
 
 def _preview_script(options: ResolvedOptions) -> str:
     """The job script a worker job would run, with placeholders for run-time values."""
-    from .slurm_jobs import DeploySLURMJob, isolated_config_name
+    from .job_arrays import DeploySLURMJob, isolated_config_name
 
     log_dir = options["log_directory"] or str(default_log_root() / _DRY_RUN_ID)
     tls: dict[str, Any] = {}
@@ -429,7 +429,7 @@ def _scheduler_options(options: ResolvedOptions) -> dict[str, Any]:
 def _address_facing_nodes(partition: str | None) -> str:
     """This host's address on the route to the partition's nodes (loopback if local)."""
     try:
-        nodes = slurmctl.node_addresses(partition)
+        nodes = control.node_addresses(partition)
     except CommandError:
         nodes = []
     return address_facing(nodes)
@@ -461,7 +461,7 @@ def _log_directory(options: ResolvedOptions, context: StartContext) -> _LogDirec
 
 
 def _preflight_tools() -> None:
-    missing = slurmctl.tools_missing_reason()
+    missing = control.tools_missing_reason()
     if missing:
         raise DeploymentError(f"Cannot submit SLURM jobs: {missing}")
 
@@ -487,7 +487,7 @@ def _rejection_message(exc: CommandError, options: ResolvedOptions) -> str:
 
 
 def _cancel_all(job_name: str) -> None:
-    left = slurmctl.cancel_jobs(job_name)
+    left = control.cancel_jobs(job_name)
     if left:
         raise DeploymentError(
             f"SLURM still lists jobs of {job_name} 30 s after scancel: "
@@ -518,7 +518,7 @@ class _StartupWatcher:
         if time.monotonic() - self._last_poll < 2.0 or not self.submitter.submitted:
             return
         self._last_poll = time.monotonic()
-        listed = {job.id for job in slurmctl.list_jobs(self.job_name)}
+        listed = {job.id for job in control.list_jobs(self.job_name)}
         ended = [job_id for job_id in self.submitter.submitted if job_id not in listed]
         if ended:
             raise DeploymentError(
@@ -529,7 +529,7 @@ class _StartupWatcher:
     def diagnose(self) -> str:
         """Describe every job of the deployment: state and SLURM's reason."""
         try:
-            jobs = slurmctl.list_jobs(self.job_name)
+            jobs = control.list_jobs(self.job_name)
         except CommandError as exc:
             return f"(squeue failed: {exc})"
         if not jobs:

@@ -1,6 +1,6 @@
 """Why a run used its workers poorly, in plain language: the hints of the efficiency report.
 
-Each rule looks at the figures of an :class:`~daskdeploy.efficiency.EfficiencyReport`
+Each rule looks at the figures of an :class:`~daskdeploy.report.efficiency.EfficiencyReport`
 and, when its pattern shows, says what is happening and what to change. The rules and
 their thresholds:
 

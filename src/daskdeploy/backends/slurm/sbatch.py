@@ -4,7 +4,8 @@
 a batch script whose batch step runs ``daskdeploy run --backend allocation SCRIPT ARGS``,
 so the scheduler and the script run in the batch step and the Dask workers in the tasks
 of the job: one single-threaded worker process per CPU of each task, or one worker per
-task with ``--threads-per-worker`` threads (see :func:`daskdeploy.slurmenv.task_layout`).
+task with ``--threads-per-worker`` threads (see
+:func:`daskdeploy.backends.shared.layout.task_layout`).
 Nothing in it runs a command or reads the environment, so it is tested against golden
 files (``tests/golden/sbatch_*.sh``).
 
@@ -19,9 +20,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path, PurePath
 
-from . import slurmctl
-from .commands import CommandError, run_command
-from .slurmctl import parse_walltime
+from ...commands import CommandError, run_command
+from . import control
+from .control import parse_walltime
 
 __all__ = [
     "SbatchRequest",
@@ -391,7 +392,7 @@ def check_script(script: str) -> str:
     CommandError
         SLURM rejected the script (the message quotes ``sbatch``), or ``sbatch`` is missing.
     """
-    return slurmctl.test_submit(script, what="the job script")
+    return control.test_submit(script, what="the job script")
 
 
 def submit_script(script: str, path: Path | None = None) -> str:

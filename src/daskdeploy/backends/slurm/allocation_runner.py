@@ -1,9 +1,10 @@
 """Runner mode of the ``allocation`` backend: ``srun -n N python script.py``.
 
 Every task runs the same script and takes a role when it calls ``deploy()`` (see
-:class:`~daskdeploy.backends.ranks.Roles`: task 0 the scheduler, task 1 the script, the
+:class:`~daskdeploy.backends.shared.ranks.Roles`: task 0 the scheduler, task 1 the script, the
 others workers). Each worker task runs the workers of
-:meth:`~daskdeploy.slurmenv.Allocation.worker_layout`: by default one single-threaded
+:meth:`~daskdeploy.backends.slurm.environment.Allocation.worker_layout`: by default one
+single-threaded
 worker process per CPU of the task (``--cpus-per-task``). The number of tasks decides
 the workers; the ``workers`` option does not apply here.
 
@@ -21,13 +22,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..credentials import CredentialFiles, write_shared
-from ..errors import DeploymentError
-from ..options import ResolvedOptions
-from ..rendezvous import shared_rendezvous_dir, wait_for_scheduler_file
-from ..slurmenv import Allocation
-from .base import Running, StartContext
-from .ranks import (
+from ...credentials import CredentialFiles, write_shared
+from ...errors import DeploymentError
+from ...options import ResolvedOptions
+from ..base import Running, StartContext
+from ..shared.ranks import (
     Roles,
     quiet_serving_logs,
     scheduler_here,
@@ -35,6 +34,8 @@ from .ranks import (
     serve_workers,
     single_process,
 )
+from ..shared.rendezvous import shared_rendezvous_dir, wait_for_scheduler_file
+from .environment import Allocation
 
 __all__ = ["start_in_step"]
 

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from .commands import CommandError, missing_commands, run_command
+from ...commands import CommandError, missing_commands, run_command
 
 __all__ = [
     "CLIENT_COMMANDS",

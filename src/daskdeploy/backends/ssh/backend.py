@@ -25,10 +25,10 @@ from collections.abc import Iterator, Mapping
 from pathlib import PurePosixPath
 from typing import Any, ClassVar
 
-from ..credentials import CredentialFiles, Credentials
-from ..errors import OptionError
-from ..network import is_loopback
-from ..options import (
+from ...credentials import CredentialFiles, Credentials
+from ...errors import OptionError
+from ...network import is_loopback
+from ...options import (
     DEATH_TIMEOUT,
     Option,
     ResolvedOptions,
@@ -37,8 +37,10 @@ from ..options import (
     text_list,
     whole_number,
 )
-from ..scheduler_watch import preload_text
-from ..sshhosts import (
+from ..base import Availability, Backend, Running, StartContext
+from ..shared.nannies import stop_workers_through_nannies
+from ..shared.scheduler_watch import preload_text
+from .hosts import (
     end_remote_deployment,
     install_private_files,
     plan_hosts,
@@ -46,8 +48,6 @@ from ..sshhosts import (
     read_hostfile,
     recordable_connect_options,
 )
-from .base import Availability, Backend, Running, StartContext
-from .nannies import stop_workers_through_nannies
 
 __all__ = ["SSHBackend"]
 

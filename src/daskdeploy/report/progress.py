@@ -20,7 +20,7 @@ import time
 from collections.abc import Mapping
 from typing import Any, TextIO
 
-from . import probes
+from .. import probes
 
 __all__ = ["ProgressBar", "render_line", "tasks_left"]
 

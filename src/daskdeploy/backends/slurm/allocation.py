@@ -5,7 +5,8 @@ which recognises the allocation) starts the scheduler here, in the batch step, a
 workers in every SLURM task with a single ``srun`` step across the allocation's nodes.
 Each task runs one single-threaded worker process per CPU (``--cpus-per-task``), which
 share the task's memory (``--mem-per-cpu`` / ``--mem``); with ``threads_per_worker`` set,
-one worker per task with that many threads (see :func:`~daskdeploy.slurmenv.task_layout`).
+one worker per task with that many threads (see
+:func:`~daskdeploy.backends.shared.layout.task_layout`).
 Workers retire before the job's time limit. No extra job is submitted.
 
 The workers find the scheduler through its scheduler file (in a directory the nodes
@@ -25,13 +26,11 @@ import sys
 from pathlib import Path
 from typing import Any, ClassVar
 
-from .. import slurmctl
-from ..commands import CommandError
-from ..credentials import CredentialFiles, write_shared
-from ..errors import OptionError
-from ..jobscripts import WORKER_DIR_VARIABLE, lifetime_args, worker_scratch_lines
-from ..network import address_facing
-from ..options import (
+from ...commands import CommandError
+from ...credentials import CredentialFiles, write_shared
+from ...errors import OptionError
+from ...network import address_facing
+from ...options import (
     DEATH_TIMEOUT,
     Option,
     ResolvedOptions,
@@ -40,11 +39,14 @@ from ..options import (
     text_list,
     worker_lifetime_setting,
 )
-from ..rendezvous import shared_rendezvous_dir
-from ..slurmenv import Allocation, TaskLayout, in_allocation, task_layout
-from .base import Availability, Backend, Running, StartContext, dashboard_link
-from .nannies import stop_workers_through_nannies
-from .scheduler_cluster import scheduler_only_cluster
+from ..base import Availability, Backend, Running, StartContext, dashboard_link
+from ..shared.layout import TaskLayout, task_layout
+from ..shared.nannies import stop_workers_through_nannies
+from ..shared.rendezvous import shared_rendezvous_dir
+from ..shared.scheduler_cluster import scheduler_only_cluster
+from . import control
+from .environment import TASK_UNIT, Allocation, in_allocation
+from .jobscript import WORKER_DIR_VARIABLE, lifetime_args, worker_scratch_lines
 
 __all__ = ["AllocationBackend"]
 
@@ -96,7 +98,7 @@ class AllocationBackend(Backend):
                 "script or an salloc shell; `daskdeploy sbatch` writes such a script, or use "
                 "the slurm backend to submit worker jobs from here."
             )
-        missing = slurmctl.tools_missing_reason()
+        missing = control.tools_missing_reason()
         if missing:
             return Availability.missing(missing)
         return Availability.ok(f"SLURM job {os.environ['SLURM_JOB_ID']}")
@@ -109,7 +111,7 @@ class AllocationBackend(Backend):
         """Refuse more workers than the allocation's tasks run (when inside one).
 
         ``workers`` counts Dask workers, not tasks: each task runs
-        :attr:`~daskdeploy.slurmenv.TaskLayout.processes` of them (one per CPU by
+        :attr:`~daskdeploy.backends.shared.layout.TaskLayout.processes` of them (one per CPU by
         default), so a job of ``-n 2 -c 4`` runs up to 8. Fewer fill the tasks in task
         order (4 workers: the first task's 4 CPUs, the second task idle), so that every
         worker keeps the same memory and the job's CPUs are used by as few tasks as
@@ -211,7 +213,11 @@ def _layout(options: ResolvedOptions, allocation: Allocation) -> TaskLayout:
         return layout
     cpus = allocation.cpus_per_task
     one = task_layout(
-        cpus, allocation.memory_per_task, threads=cpus, memory=options["memory_per_worker"]
+        cpus,
+        allocation.memory_per_task,
+        threads=cpus,
+        memory=options["memory_per_worker"],
+        unit=TASK_UNIT,
     )
     reason = (
         f"{cpus} CPUs per SLURM task and nanny=false, which runs one worker process per "
@@ -252,8 +258,8 @@ def _listen_options(options: ResolvedOptions) -> dict[str, Any]:
     if options["interface"]:
         return {"interface": options["interface"]}
     try:
-        names = slurmctl.hostnames(os.environ.get("SLURM_JOB_NODELIST", ""))
-        nodes = slurmctl.node_addresses(names=names)
+        names = control.hostnames(os.environ.get("SLURM_JOB_NODELIST", ""))
+        nodes = control.node_addresses(names=names)
     except CommandError:
         nodes = []
     return {"host": address_facing(nodes)}
@@ -326,7 +332,7 @@ def _lifetime_args(options: ResolvedOptions, allocation: Allocation) -> list[str
     left = None
     if options["lifetime"] == "auto":
         try:
-            left = slurmctl.time_left(allocation.job_id)
+            left = control.time_left(allocation.job_id)
         except CommandError:
             left = None
     return lifetime_args(options["lifetime"], left)
@@ -372,7 +378,7 @@ class _SrunStep:
         """Raise when the srun step ended before the workers connected."""
         status = self.process.poll()
         if status is not None:
-            from ..errors import DeploymentError
+            from ...errors import DeploymentError
 
             raise DeploymentError(
                 f"The srun step starting the workers exited with status {status} before they "
@@ -398,7 +404,7 @@ class _SrunStep:
         if self._ended_within(_STOP_GRACE):
             return
         with contextlib.suppress(CommandError):
-            slurmctl.signal_step(self.job_id, self.name, "TERM")
+            control.signal_step(self.job_id, self.name, "TERM")
         if self._ended_within(5.0):
             return
         self.process.send_signal(signal.SIGTERM)

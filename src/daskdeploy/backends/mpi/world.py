@@ -26,8 +26,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .errors import BackendUnavailableError, DeploymentError
-from .mpienv import MPICH, OPEN_MPI, Launch, find_mpiexec, launch_from_environ, srun_tasks
+from ...errors import BackendUnavailableError, DeploymentError
+from .launchers import MPICH, OPEN_MPI, Launch, find_mpiexec, launch_from_environ, srun_tasks
 
 __all__ = ["World", "join_world"]
 
@@ -73,7 +73,9 @@ class World:
 
     @property
     def family(self) -> str:
-        """:data:`~daskdeploy.mpienv.MPICH` or :data:`~daskdeploy.mpienv.OPEN_MPI`."""
+        """:data:`~daskdeploy.backends.mpi.launchers.MPICH` or
+        :data:`~daskdeploy.backends.mpi.launchers.OPEN_MPI`.
+        """
         return OPEN_MPI if "open mpi" in self.library.lower() else MPICH
 
     # ------------------------------------------------------------------ messages

@@ -5,7 +5,7 @@ The user starts N copies of the script (``mpiexec -n N python script.py``, or
 -n WORKERS script.py`` start ``mpiexec -n WORKERS+2`` for them. When the copies call
 ``deploy()``, rank 0 becomes the scheduler, rank 1 returns with the client and runs the
 rest of the script, the other ranks become workers (see
-:class:`~daskdeploy.backends.ranks.Roles`; worlds of 2 and 1 work too). Each worker rank
+:class:`~daskdeploy.backends.shared.ranks.Roles`; worlds of 2 and 1 work too). Each worker rank
 runs one single-threaded worker, or, in a SLURM job with ``--cpus-per-task`` N, N of them
 in processes of their own (see :func:`_worker_layout`).
 
@@ -36,15 +36,14 @@ import sys
 import time
 from typing import Any, ClassVar
 
-from .. import lifecycle, mpienv, scratch
-from ..credentials import CA_FILE, CERT_FILE, KEY_FILE, Credentials
-from ..errors import BackendUnavailableError, DeploymentError, OptionError
-from ..mpiworld import TAG_ADDRESS, TAG_FAILED, TAG_HELLO, TAG_STATUS
-from ..network import LOOPBACK, address_facing
-from ..options import DEATH_TIMEOUT, Option, ResolvedOptions, text, text_list
-from ..slurmenv import Allocation, TaskLayout, in_allocation
-from .base import Availability, Backend, LaunchCommand, Running, StartContext
-from .ranks import (
+from ... import lifecycle, scratch
+from ...credentials import CA_FILE, CERT_FILE, KEY_FILE, Credentials
+from ...errors import BackendUnavailableError, DeploymentError, OptionError
+from ...network import LOOPBACK, address_facing
+from ...options import DEATH_TIMEOUT, Option, ResolvedOptions, text, text_list
+from ..base import Availability, Backend, LaunchCommand, Running, StartContext
+from ..shared.layout import TaskLayout
+from ..shared.ranks import (
     Roles,
     drop_closed_connection_noise,
     quiet_serving_logs,
@@ -52,6 +51,9 @@ from .ranks import (
     serve_scheduler,
     serve_workers,
 )
+from ..slurm.environment import Allocation, in_allocation
+from . import launchers
+from .world import TAG_ADDRESS, TAG_FAILED, TAG_HELLO, TAG_STATUS
 
 __all__ = ["MPIBackend"]
 
@@ -108,7 +110,7 @@ class MPIBackend(Backend):
                 "mpi4py is not installed. Install the MPI extra: pip install "
                 "'daskdeploy[mpi]' (mpi4py and MPICH from PyPI, no compiler needed)."
             )
-        launch = mpienv.launch_from_environ()
+        launch = launchers.launch_from_environ()
         if launch is None:
             return Availability.missing(_not_launched_reason())
         size = f"{launch.size} ranks" if launch.size else "ranks"
@@ -116,7 +118,7 @@ class MPIBackend(Backend):
 
     def detect(self) -> bool:
         """Recognise a process started by an MPI launcher with more than one rank."""
-        launch = mpienv.launch_from_environ()
+        launch = launchers.launch_from_environ()
         return launch is not None and (launch.size is None or launch.size > 1)
 
     def validate(self, options: ResolvedOptions) -> None:
@@ -126,7 +128,7 @@ class MPIBackend(Backend):
         processes each (a SLURM task of several CPUs) may be asked for fewer than it
         makes, as long as every worker rank keeps at least one: the last one runs fewer.
         """
-        launch = mpienv.launch_from_environ()
+        launch = launchers.launch_from_environ()
         if launch is None or not launch.size or options["workers"] is None:
             return
         roles, layout, wanted = Roles(launch.size), _worker_layout(options), options["workers"]
@@ -146,7 +148,7 @@ class MPIBackend(Backend):
 
     def describe(self, options: ResolvedOptions) -> str:
         """Say which rank does what, or which launcher ``daskdeploy run`` would start."""
-        launch = mpienv.launch_from_environ()
+        launch = launchers.launch_from_environ()
         layout = _worker_layout(options)
         if launch is not None and launch.size:
             roles = Roles(launch.size)
@@ -164,9 +166,9 @@ class MPIBackend(Backend):
 
     def launch_command(self, options: ResolvedOptions, program: list[str]) -> LaunchCommand | None:
         """``mpiexec -n WORKERS+2 PROGRAM`` when this process is not an MPI rank yet."""
-        if mpienv.launch_from_environ() is not None:
+        if launchers.launch_from_environ() is not None:
             return None
-        launcher = mpienv.find_mpiexec(options["launcher"])
+        launcher = launchers.find_mpiexec(options["launcher"])
         if launcher is None:
             wanted = options["launcher"] or "mpiexec"
             raise BackendUnavailableError(
@@ -175,8 +177,10 @@ class MPIBackend(Backend):
                 f"brings mpiexec), or set the launcher option to its path."
             )
         ranks = _ranks_for(_default_workers(options), _worker_layout(options))
-        family = mpienv.launcher_family(launcher)
-        environment = mpienv.open_mpi_root_environment(ranks) if family == mpienv.OPEN_MPI else {}
+        family = launchers.launcher_family(launcher)
+        environment = (
+            launchers.open_mpi_root_environment(ranks) if family == launchers.OPEN_MPI else {}
+        )
         return LaunchCommand(
             [launcher, "-n", str(ranks), *options["launcher_args"], *program],
             environment,
@@ -186,7 +190,7 @@ class MPIBackend(Backend):
     def start(self, options: ResolvedOptions, context: StartContext) -> Running:
         """Take this rank's role: return the client's :class:`Running`, or serve and exit."""
         global _served
-        from ..mpiworld import join_world
+        from .world import join_world
 
         if _served:
             raise DeploymentError(
@@ -194,14 +198,14 @@ class MPIBackend(Backend):
                 "Keep one deploy() client open for the whole script."
             )
         world = join_world(
-            mpienv.launch_from_environ(), options["timeout"], leftovers=(context.scratch_dir,)
+            launchers.launch_from_environ(), options["timeout"], leftovers=(context.scratch_dir,)
         )
         _served = True
         roles = Roles(world.size)
         role = roles.of(world.rank)
         layout = _worker_layout(options)
         if role == "all":
-            from .ranks import single_process
+            from ..shared.ranks import single_process
 
             return single_process(
                 options, context, layout, roles.dask_workers(layout, options["workers"])
@@ -225,7 +229,8 @@ def _worker_layout(options: ResolvedOptions) -> TaskLayout:
     """The workers of each worker rank.
 
     Inside a SLURM job, the rule of the allocation backend
-    (:meth:`~daskdeploy.slurmenv.Allocation.worker_layout`): unless ``threads_per_worker``
+    (:meth:`~daskdeploy.backends.slurm.environment.Allocation.worker_layout`): unless
+    ``threads_per_worker``
     is set, one single-threaded worker process per CPU of the rank's task
     (``--cpus-per-task``), sharing its memory (``--mem-per-cpu``/``--mem``). Elsewhere
     one worker per rank, as the options say (memory ``None``: Dask's ``auto``).
@@ -258,7 +263,7 @@ def _default_workers(options: ResolvedOptions) -> int:
 
 
 def _not_launched_reason() -> str:
-    tasks = mpienv.srun_tasks()
+    tasks = launchers.srun_tasks()
     if tasks and tasks > 1:
         return (
             f"this srun step runs {tasks} tasks without MPI. Start them with "
@@ -279,7 +284,7 @@ def _path_launcher_notes(launcher: str, family: str | None) -> list[str]:
     on_path = shutil.which("mpiexec")
     if not on_path or os.path.realpath(on_path) == os.path.realpath(launcher):
         return []
-    path_family = mpienv.launcher_family(on_path)
+    path_family = launchers.launcher_family(on_path)
     if path_family is None or family is None or path_family == family:
         return []
     return [

@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from . import probes
+from .. import probes
 from .hints import efficiency_hints
 
 __all__ = ["EfficiencyMeter", "EfficiencyReport", "HostLoad", "WorkerUsage"]
@@ -216,7 +216,7 @@ class EfficiencyReport:
 
     def format(self) -> str:
         """The report as lines of text, like ``seff`` prints for a job."""
-        from .report_text import format_report
+        from .text import format_report
 
         return format_report(self)
 

@@ -28,9 +28,9 @@ from typing import Any
 
 from distributed.core import Status
 
-from .. import slurmctl
-from ..commands import CommandError, run_command
-from ..jobscripts import as_array_script
+from ...commands import CommandError, run_command
+from . import control
+from .jobscript import as_array_script
 
 
 @contextlib.contextmanager
@@ -138,12 +138,12 @@ class ArraySubmitter:
 
     async def _submit_one(self, job: DeploySLURMJob) -> str:
         path = self._write(job.job_script())
-        return await asyncio.to_thread(slurmctl.submit, path)
+        return await asyncio.to_thread(control.submit, path)
 
     async def _submit_array(self, jobs: list[DeploySLURMJob]) -> list[str]:
         script = as_array_script(jobs[0].job_script(), [job.name for job in jobs], jobs[0].name)
         path = self._write(script)
-        array_id = await asyncio.to_thread(slurmctl.submit, path, array_size=len(jobs))
+        array_id = await asyncio.to_thread(control.submit, path, array_size=len(jobs))
         return [f"{array_id}_{index}" for index in range(len(jobs))]
 
 

@@ -39,7 +39,7 @@ def stop_workers_through_nannies(cluster: Any) -> None:
 
     from distributed.protocol.pickle import dumps
 
-    from .. import probes
+    from ... import probes
 
     probes.shipped()  # the nannies (on SSH hosts, say) need not have daskdeploy installed
     message = {

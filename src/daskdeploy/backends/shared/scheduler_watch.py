@@ -25,7 +25,7 @@ _TEMPLATE = """\
 import asyncio
 import logging
 from distributed.diagnostics.plugin import SchedulerPlugin
-_logger = logging.getLogger("daskdeploy.scheduler_watch")
+_logger = logging.getLogger("daskdeploy.backends.shared.scheduler_watch")
 class DaskdeployCloseWhenClientsLeave(SchedulerPlugin):
     name = "daskdeploy-close-when-clients-leave"
     def __init__(self, timeout):

@@ -146,7 +146,7 @@ def find_mpiexec(launcher: str | None = None, python: str | None = None) -> str 
 
 def launcher_family(mpiexec: str, timeout: float = 10.0) -> str | None:
     """Ask ``mpiexec --version`` which MPI family it launches (``None``: unknown)."""
-    from .commands import CommandError, run_command
+    from ...commands import CommandError, run_command
 
     try:
         result = run_command([mpiexec, "--version"], timeout=timeout, check=False)

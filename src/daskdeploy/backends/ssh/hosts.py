@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from .errors import DeploymentError
+from ...errors import DeploymentError
 
 __all__ = [
     "HostPlan",

@@ -11,7 +11,8 @@ backend under ``mpiexec``) start N copies of the same script. When they call
 * with 1 rank, that rank runs the scheduler, the worker processes and the script.
 
 How many workers a worker rank runs, with how many threads, is its
-:class:`~daskdeploy.slurmenv.TaskLayout`: one worker in the rank's own process, or, when
+:class:`~daskdeploy.backends.shared.layout.TaskLayout`: one worker in the rank's own process, or,
+when
 the rank has several CPUs (a SLURM task of ``--cpus-per-task`` N), N single-threaded
 worker processes under nannies in the rank.
 
@@ -31,12 +32,12 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from ..credentials import write_private
-from ..options import ResolvedOptions
-from ..scheduler_watch import preload_text
-from ..slurmenv import TaskLayout
-from .base import Running, StartContext, dashboard_link
+from ...credentials import write_private
+from ...options import ResolvedOptions
+from ..base import Running, StartContext, dashboard_link
+from .layout import TaskLayout
 from .scheduler_cluster import scheduler_only_cluster
+from .scheduler_watch import preload_text
 
 __all__ = [
     "Roles",
@@ -255,7 +256,7 @@ async def serve_workers(
     """Run a rank's workers, connected to ``address``, until they close.
 
     One worker runs in this process, without a nanny. Several (a rank with several CPUs,
-    see :func:`~daskdeploy.slurmenv.task_layout`) each run in a process of their own,
+    see :func:`~daskdeploy.backends.shared.layout.task_layout`) each run in a process of their own,
     under a nanny in this process, which restarts a worker process that dies: workers
     that share a process would share its GIL.
 
@@ -317,7 +318,7 @@ async def _serve_nannies(
     """Start one nanny per item of ``workers`` (its worker's settings) at once; serve them
     until they all finished; close them all however this ends.
 
-    Closing gives each worker :data:`~daskdeploy.backends.nannies.WORKER_EXIT_GRACE`
+    Closing gives each worker :data:`~daskdeploy.backends.shared.nannies.WORKER_EXIT_GRACE`
     seconds before its nanny kills it, as the ``allocation`` backend's teardown does: a
     worker busy in a long task nobody waits for would keep the rank alive for minutes.
     """

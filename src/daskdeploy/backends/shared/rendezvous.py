@@ -13,8 +13,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from .errors import DeploymentError
-from .scratch import shared_cache_dir
+from ...errors import DeploymentError
+from ...scratch import shared_cache_dir
 
 __all__ = ["read_scheduler_address", "shared_rendezvous_dir", "wait_for_scheduler_file"]
 
