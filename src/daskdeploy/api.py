@@ -229,7 +229,7 @@ def _auto_backend() -> str:
             continue
         if backend.detect():
             return name
-    return "local"
+    return registry.DEFAULT_BACKEND
 
 
 def plan(backend: str | None = None, *, profile: str | None = None, **options: Any) -> Plan:

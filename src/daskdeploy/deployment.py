@@ -205,18 +205,20 @@ class Deployment:
         """The warning due when this deployment runs on plain TCP (``tls=False``).
 
         Due for every backend whose default is TLS, and for any scheduler listening
-        beyond loopback; not for the local backend on loopback, its default.
+        beyond loopback; not on loopback for a backend whose packaged default is plain
+        TCP (a cluster on this machine only).
         """
         address = self.scheduler_address or ""
         if self.options.get("tls", True) or not address.startswith("tcp://"):
             return None
         from distributed.comm import get_address_host
 
+        from .config import backend_defaults
         from .credentials import plain_tcp_warning
         from .network import is_loopback
 
         loopback = is_loopback(get_address_host(address))
-        if loopback and self.backend == "local":
+        if loopback and backend_defaults(self.backend).get("tls", True) is False:
             return None
         return plain_tcp_warning(self.backend, address, loopback)
 

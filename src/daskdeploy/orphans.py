@@ -3,41 +3,45 @@
 A deployment leaves three kinds of traces that another process can find:
 
 * its **record** (:mod:`daskdeploy.records`), written by the owner while it is live;
-* its **SLURM jobs**, named with the deployment id and commented ``daskdeploy:<id>``;
 * its **local processes**, which inherit the variable ``DASKDEPLOY_DEPLOYMENT_ID`` (set
-  by :func:`tag_processes` while the deployment starts and runs; read here from
-  ``/proc/<pid>/environ``, this user's processes only), together with
-  ``DASKDEPLOY_DEPLOYMENT_OWNER`` (``host:pid:start-ticks`` of the owner).
+  by :func:`tag_processes` while the deployment starts and runs; read from each
+  process's environment, this user's processes only), together with
+  ``DASKDEPLOY_DEPLOYMENT_OWNER`` (``host:pid:start-ticks`` of the owner);
+* what its **backend** left elsewhere (batch jobs, processes on remote hosts), which only
+  the backend can find and end: every registered backend is asked through
+  :meth:`~daskdeploy.backends.base.Backend.find_leftovers` and
+  :meth:`~daskdeploy.backends.base.Backend.end_leftovers`.
 
 :func:`find_deployments` merges them (``daskdeploy ls``); :func:`end_deployment` ends
-one (``daskdeploy cleanup``): the owner first (SIGTERM, so its own teardown runs), then
-the SLURM jobs, the local processes, the processes and directories on SSH hosts, and the
-files (credentials, scheduler file, scratch directories, job output, the record). Every
-step has a deadline; failures are collected, never raised, and the report says what
-was ended.
+one (``daskdeploy cleanup``, and the reaper): the owner first (SIGTERM, so its own
+teardown runs), then every backend's leftovers, the local processes, and the files
+(credentials, scheduler file, scratch directories, the record). Every step has a
+deadline; failures are collected, never raised, and the report says what was ended.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import re
 import shutil
 import signal
 import socket
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from . import processes, records
-from .commands import CommandError, run_command
+from . import processes, records, registry
+from .errors import UnknownBackendError
 from .records import ID_PATTERN, DeploymentRecord
 from .scratch import PREFIX as SCRATCH_PREFIX
 from .scratch import shared_cache_dir
+
+if TYPE_CHECKING:
+    from .backends.base import Backend, Leftover
 
 __all__ = [
     "OWNER_VARIABLE",
@@ -60,9 +64,6 @@ UNKNOWN = "unknown"
 
 _OWNER_GRACE = 10.0  # seconds the owner gets for its own teardown after SIGTERM
 _PROCESS_GRACE = 3.0  # seconds tagged processes get after SIGTERM
-_JOB_WAIT = 20.0  # seconds to wait for cancelled jobs to leave squeue
-_SSH_TIMEOUT = 10.0  # seconds to connect to an SSH host at most
-_QUICK = 10.0  # seconds for one squeue / scancel call
 
 _lock = threading.Lock()
 _tagged: str | None = None  # the deployment whose id this process's environment carries
@@ -126,15 +127,6 @@ class TaggedProcess:
     owner_start: int | None
 
 
-@dataclass(frozen=True)
-class DeploymentJob:
-    """A SLURM job of a deployment, as ``squeue`` lists it."""
-
-    id: str
-    name: str
-    state: str
-
-
 def _parse_owner(tag: str) -> tuple[str | None, int | None, int | None]:
     host, _, rest = tag.partition(":")
     pid_text, _, ticks_text = rest.partition(":")
@@ -176,72 +168,64 @@ def tagged_processes(only: str | None = None) -> dict[str, list[TaggedProcess]]:
     return found
 
 
-def _slurm_configured() -> bool:
-    """Whether SLURM seems configured here (if not, failing commands would only be noise)."""
-    conf = os.environ.get("SLURM_CONF")
-    return bool(conf) or os.path.exists("/etc/slurm/slurm.conf") or os.path.isdir("/run/slurm")
-
-
-_COMMENT = re.compile(r"^daskdeploy:(dd-[0-9a-f]+)$")
-
-
-def deployment_jobs(ask: bool = False) -> tuple[dict[str, list[DeploymentJob]], str | None]:
-    """This user's SLURM jobs that belong to a deployment, by id, and a problem if any.
-
-    A job belongs to a deployment when its comment is ``daskdeploy:<id>`` or its name is
-    a deployment id. Without ``squeue`` there are none; without a SLURM configuration
-    (``SLURM_CONF``, ``/etc/slurm/slurm.conf``) SLURM is not asked unless ``ask`` is true.
-    """
-    if shutil.which("squeue") is None or not (ask or _slurm_configured()):
-        return {}, None
-    try:
-        result = run_command(
-            ["squeue", "--me", "-h", "-r", "-o", "%i|%j|%T|%k"],
-            timeout=_QUICK,
-            what="listing your SLURM jobs with squeue",
-        )
-    except CommandError as exc:
-        return {}, str(exc).splitlines()[0]
-    jobs: dict[str, list[DeploymentJob]] = {}
-    for line in result.stdout.splitlines():
-        fields = line.split("|", 3)
-        if len(fields) != 4:
+def _backends() -> list[Backend]:
+    """Every registered backend that loads (one that does not cannot have left anything
+    this process could end)."""
+    loaded = []
+    for name in registry.backend_names():
+        try:
+            loaded.append(registry.get_backend(name))
+        except UnknownBackendError:
             continue
-        job_id, name, state, comment = (field.strip() for field in fields)
-        match = _COMMENT.match(comment)
-        deployment_id = match.group(1) if match else name
-        if ID_PATTERN.match(deployment_id):
-            jobs.setdefault(deployment_id, []).append(DeploymentJob(job_id, name, state))
-    return jobs, None
+    return loaded
+
+
+def _find_leftovers(
+    deployment_id: str | None, recorded: Mapping[str, DeploymentRecord]
+) -> tuple[dict[str, dict[str, list[Leftover]]], list[str]]:
+    """Every backend's leftovers, by deployment id then backend name, and the problems."""
+    found: dict[str, dict[str, list[Leftover]]] = {}
+    problems: list[str] = []
+    for backend in _backends():
+        try:
+            search = backend.find_leftovers(deployment_id, recorded)
+        except Exception as exc:  # a broken backend must not hide the others' leftovers
+            problems.append(f"The {backend.name} backend could not look for leftovers: {exc}")
+            continue
+        problems += search.problems
+        for found_id, leftovers in search.found.items():
+            if leftovers:
+                found.setdefault(found_id, {})[backend.name] = list(leftovers)
+    return found, problems
 
 
 @dataclass
 class LiveDeployment:
-    """Everything found of one deployment: record, SLURM jobs, local processes.
+    """Everything found of one deployment: record, backends' leftovers, local processes.
 
     Attributes
     ----------
     id
         The deployment id.
     record
-        Its record, or ``None`` when only jobs or processes were found.
-    jobs
-        Its SLURM jobs still listed by ``squeue``.
+        Its record, or ``None`` when only leftovers or processes were found.
+    leftovers
+        What backends found of it elsewhere (batch jobs, remote hosts), by backend name.
     processes
         Its tagged local processes.
     """
 
     id: str
     record: DeploymentRecord | None = None
-    jobs: list[DeploymentJob] = field(default_factory=list)
+    leftovers: dict[str, list[Leftover]] = field(default_factory=dict)
     processes: list[TaggedProcess] = field(default_factory=list)
 
     @property
     def backend(self) -> str:
-        """The backend's name (``slurm`` for jobs without a record, else ``?``)."""
+        """The backend's name: the record's, else the one that found leftovers, else ``?``."""
         if self.record is not None:
             return self.record.backend
-        return "slurm" if self.jobs else "?"
+        return next(iter(self.leftovers), "?")
 
     @property
     def owner(self) -> tuple[str | None, int | None, int | None]:
@@ -257,7 +241,7 @@ class LiveDeployment:
     def state(self) -> str:
         """``running`` (owner alive), ``orphaned`` (owner gone, traces left), ``unknown``.
 
-        ``unknown`` means the owner runs on another host (or, for SLURM jobs without
+        ``unknown`` means the owner runs on another host (or, for leftovers without
         record or local process, that nothing tells where it runs).
         """
         host, pid, ticks = self.owner
@@ -270,22 +254,16 @@ class LiveDeployment:
         """Start time (seconds since the epoch) when the record says."""
         return self.record.started if self.record is not None else None
 
-    @property
-    def ssh_hosts(self) -> list[str]:
-        """SSH hosts the deployment runs processes on, from its record."""
-        remote = self.record.data.get("remote_dirs") if self.record is not None else None
-        return list(remote) if isinstance(remote, dict) else []
-
     def what(self) -> str:
-        """``"2 slurm jobs, 3 processes, ssh: host1 host2"`` style summary."""
+        """``"2 batch jobs, 3 processes"`` style summary (each backend words its own)."""
         parts = []
-        if self.jobs:
-            parts.append(f"{len(self.jobs)} slurm job{'s' if len(self.jobs) != 1 else ''}")
+        for backend in _backends():
+            found = self.leftovers.get(backend.name)
+            if found:
+                parts.append(backend.describe_leftovers(found))
         if self.processes:
             count = len(self.processes)
             parts.append(f"{count} process{'es' if count != 1 else ''}")
-        if self.ssh_hosts:
-            parts.append("ssh: " + " ".join(self.ssh_hosts))
         if self.record is None:
             parts.append("no record")
         return ", ".join(parts) or "-"
@@ -294,6 +272,11 @@ class LiveDeployment:
         """A JSON-able description, for ``daskdeploy ls --json``."""
         host, pid, _ = self.owner
         record = self.record
+        leftovers = {
+            backend.leftovers_key: [item.to_json() for item in self.leftovers.get(backend.name, [])]
+            for backend in _backends()
+            if backend.leftovers_key
+        }
         return {
             "id": self.id,
             "backend": self.backend,
@@ -304,43 +287,42 @@ class LiveDeployment:
             "age_seconds": round(time.time() - record.started, 1) if record else None,
             "argv": record.argv if record else None,
             "scheduler_address": record.scheduler_address if record else None,
-            "slurm_jobs": [{"id": j.id, "name": j.name, "state": j.state} for j in self.jobs],
+            **leftovers,
             "processes": [{"pid": p.pid, "command": p.command} for p in self.processes],
-            "ssh_hosts": self.ssh_hosts,
             "record": str(records.record_path(self.id)) if record else None,
         }
 
 
 def find_deployments() -> tuple[list[LiveDeployment], list[str]]:
-    """Every deployment with a trace here: records, SLURM jobs, tagged processes.
+    """Every deployment with a trace here: records, backends' leftovers, tagged processes.
 
     Returns
     -------
     tuple
         The deployments (those with a record first, oldest first) and the problems met
-        while looking (e.g. ``squeue`` failing), as sentences.
+        while looking (e.g. a batch system not answering), as sentences.
     """
     found: dict[str, LiveDeployment] = {}
     for record in records.read_all():
         found[record.id] = LiveDeployment(record.id, record=record)
-    jobs, problem = deployment_jobs()
-    for deployment_id, listed in jobs.items():
-        found.setdefault(deployment_id, LiveDeployment(deployment_id)).jobs = listed
+    recorded = {deployment_id: live.record for deployment_id, live in found.items()}
+    leftovers, problems = _find_leftovers(None, recorded)  # type: ignore[arg-type]
+    for deployment_id, by_backend in leftovers.items():
+        found.setdefault(deployment_id, LiveDeployment(deployment_id)).leftovers = by_backend
     for deployment_id, tagged in tagged_processes().items():
         found.setdefault(deployment_id, LiveDeployment(deployment_id)).processes = tagged
-    problems = [f"Could not list SLURM jobs: {problem}"] if problem else []
     return list(found.values()), problems
 
 
 def find_deployment(deployment_id: str) -> LiveDeployment | None:
     """What is found of one deployment, or ``None`` when nothing is."""
     record = records.read(deployment_id)
-    jobs, _ = deployment_jobs()
-    processes = tagged_processes(deployment_id).get(deployment_id, [])
-    listed = jobs.get(deployment_id, [])
-    if record is None and not listed and not processes:
+    leftovers, _ = _find_leftovers(deployment_id, {deployment_id: record} if record else {})
+    found = leftovers.get(deployment_id, {})
+    tagged = tagged_processes(deployment_id).get(deployment_id, [])
+    if record is None and not found and not tagged:
         return None
-    return LiveDeployment(deployment_id, record, listed, processes)
+    return LiveDeployment(deployment_id, record, found, tagged)
 
 
 # --------------------------------------------------------------------------- ending
@@ -356,17 +338,14 @@ class CleanupReport:
         The deployment.
     owner
         What happened to the owner process (empty when there was nothing to do).
-    jobs_cancelled
-        SLURM jobs cancelled.
+    leftovers
+        What the backends ended elsewhere, as phrases (e.g. ``"cancelled 2 batch jobs"``).
     processes_ended
         Local processes ended (SIGTERM or SIGKILL).
     processes_killed
         Of those, how many needed SIGKILL.
-    ssh_hosts
-        SSH hosts whose processes and directories were removed.
     files_removed
-        Files and directories removed (record, scratch, credentials, scheduler file,
-        job output).
+        Files and directories removed (record, scratch, credentials, scheduler file).
     errors
         What could not be done, one sentence each.
     seconds
@@ -375,10 +354,9 @@ class CleanupReport:
 
     id: str
     owner: str = ""
-    jobs_cancelled: int = 0
+    leftovers: list[str] = field(default_factory=list)
     processes_ended: int = 0
     processes_killed: int = 0
-    ssh_hosts: list[str] = field(default_factory=list)
     files_removed: int = 0
     errors: list[str] = field(default_factory=list)
     seconds: float = 0.0
@@ -386,15 +364,11 @@ class CleanupReport:
     def summary(self) -> str:
         """One sentence: what was ended and removed, and how long it took."""
         parts = [self.owner] if self.owner else []
-        if self.jobs_cancelled:
-            plural = "s" if self.jobs_cancelled != 1 else ""
-            parts.append(f"cancelled {self.jobs_cancelled} SLURM job{plural}")
+        parts += self.leftovers
         if self.processes_ended:
             killed = f" ({self.processes_killed} with SIGKILL)" if self.processes_killed else ""
             plural = "es" if self.processes_ended != 1 else ""
             parts.append(f"ended {self.processes_ended} local process{plural}{killed}")
-        if self.ssh_hosts:
-            parts.append(f"cleaned up on {', '.join(self.ssh_hosts)}")
         if self.files_removed:
             parts.append(f"removed {self.files_removed} file(s) or directories")
         did = "; ".join(parts) or "nothing was left"
@@ -402,7 +376,7 @@ class CleanupReport:
 
 
 def end_deployment(target: LiveDeployment | str) -> CleanupReport:
-    """End a deployment: its owner, SLURM jobs, local and SSH processes, and files.
+    """End a deployment: its owner, its backends' leftovers, local processes and files.
 
     Parameters
     ----------
@@ -426,9 +400,14 @@ def end_deployment(target: LiveDeployment | str) -> CleanupReport:
     record = deployment.record or records.read(deployment_id)
     steps: list[tuple[str, Callable[[], None]]] = [
         ("ending the owner", lambda: _end_owner(record, report)),
-        ("cancelling SLURM jobs", lambda: _cancel_jobs(deployment_id, record, report)),
+        *(
+            (
+                f"ending what the {backend.name} backend left",
+                _leftovers_step(backend, deployment, record, report),
+            )
+            for backend in _backends()
+        ),
         ("ending local processes", lambda: _end_processes(deployment_id, report)),
-        ("cleaning up on the SSH hosts", lambda: _end_remote(record, report)),
         ("removing files", lambda: _remove_files(deployment_id, record, report)),
     ]
     owner_host, owner_pid, owner_start = deployment.owner
@@ -476,36 +455,19 @@ def _end_owner(record: DeploymentRecord | None, report: CleanupReport) -> None:
     report.owner = f"owner pid {pid} killed (no exit {_OWNER_GRACE:g} s after SIGTERM)"
 
 
-def _cancel_jobs(
-    deployment_id: str, record: DeploymentRecord | None, report: CleanupReport
-) -> None:
-    if shutil.which("scancel") is None:
-        return
-    has_jobs = record is not None and record.backend == "slurm"
-    jobs, problem = deployment_jobs(ask=has_jobs)
-    listed = jobs.get(deployment_id, [])
-    if problem and has_jobs:
-        report.errors.append(problem)
-    if not listed and not (problem and has_jobs):  # nothing to cancel, or SLURM is not here
-        return
-    # Jobs found by their comment but renamed: cancel them by id (an array as a whole).
-    renamed = sorted({job.id.split("_")[0] for job in listed if job.name != deployment_id})
-    commands = [["scancel", f"--name={deployment_id}"]]
-    if renamed:
-        commands.append(["scancel", *renamed])
-    for command in commands:
-        run_command(command, timeout=_QUICK, what="cancelling jobs with scancel")
-    report.jobs_cancelled = len(listed)
-    deadline = time.monotonic() + _JOB_WAIT
-    while listed and time.monotonic() < deadline:
-        time.sleep(0.2)
-        jobs, problem = deployment_jobs(ask=True)
-        listed = jobs.get(deployment_id, []) if not problem else listed
-    if listed:
-        report.errors.append(
-            f"SLURM still lists {len(listed)} job(s) {_JOB_WAIT:g} s after scancel: "
-            + ", ".join(f"{job.id} {job.state}" for job in listed)
-        )
+def _leftovers_step(
+    backend: Backend,
+    deployment: LiveDeployment,
+    record: DeploymentRecord | None,
+    report: CleanupReport,
+) -> Callable[[], None]:
+    def step() -> None:
+        found = deployment.leftovers.get(backend.name, [])
+        outcome = backend.end_leftovers(deployment.id, record, found)
+        report.leftovers += outcome.done
+        report.errors += outcome.errors
+
+    return step
 
 
 def _end_processes(deployment_id: str, report: CleanupReport) -> None:
@@ -522,28 +484,6 @@ def _end_processes(deployment_id: str, report: CleanupReport) -> None:
             f"{len(left)} local process(es) still running: "
             + ", ".join(str(process.pid) for process in left)
         )
-
-
-def _end_remote(record: DeploymentRecord | None, report: CleanupReport) -> None:
-    if record is None:
-        return
-    remote_dirs = record.data.get("remote_dirs")
-    if not isinstance(remote_dirs, dict) or not remote_dirs:
-        return
-    from .backends.ssh.hosts import end_remote_deployment
-
-    options = dict(record.data.get("connect_options") or {})
-    timeout = min(float(options.get("connect_timeout") or _SSH_TIMEOUT), _SSH_TIMEOUT)
-    options["connect_timeout"] = timeout
-    failures = end_remote_deployment(
-        {str(host): str(path) for host, path in remote_dirs.items()},
-        options,
-        timeout,
-        f"{SCRATCH_PREFIX}{record.id}",
-    )
-    report.ssh_hosts = [host for host in remote_dirs if host not in failures]
-    for host, cause in failures.items():
-        report.errors.append(f"SSH host {host}: {cause}")
 
 
 def _remove(path: Path, report: CleanupReport) -> None:
@@ -571,12 +511,12 @@ def _remove_files(
         for entry in Path(tempfile.gettempdir()).iterdir():
             if entry.name.startswith(scratch_prefix) and entry.lstat().st_uid == os.getuid():
                 candidates.append(entry)
-    if record is not None:
-        if record.scratch_dir and Path(record.scratch_dir).name.startswith(scratch_prefix):
-            candidates.append(Path(record.scratch_dir))
-        logs = record.data.get("log_directory")
-        if record.data.get("remove_logs") and logs and Path(logs).name == deployment_id:
-            candidates.append(Path(logs))
+    if (
+        record is not None
+        and record.scratch_dir
+        and Path(record.scratch_dir).name.startswith(scratch_prefix)
+    ):
+        candidates.append(Path(record.scratch_dir))
     for path in dict.fromkeys(candidates):
         try:
             _remove(path, report)

@@ -17,6 +17,7 @@ from .errors import UnknownBackendError, closest_match_hint
 
 __all__ = [
     "BUILTIN_BACKENDS",
+    "DEFAULT_BACKEND",
     "ENTRY_POINT_GROUP",
     "BackendStatus",
     "available_backends",
@@ -27,6 +28,9 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP = "daskdeploy.backends"
+
+#: What ``backend="auto"`` picks when no backend detects its environment.
+DEFAULT_BACKEND = "local"
 
 #: Built-in backends, as ``"module:Class"`` import paths, in ``auto`` detection order.
 BUILTIN_BACKENDS: dict[str, str] = {

@@ -8,18 +8,26 @@ the workers, and at close calls :attr:`Running.stop`.
 There are two kinds of backend:
 
 ``"cluster"``
-    Cluster starters (local, slurm, ssh) start processes somewhere and hand back a
-    scheduler address.
+    Cluster starters start processes somewhere (this machine, batch jobs, remote hosts)
+    and hand back a scheduler address.
 ``"in-place"``
-    In-place runners (allocation, mpi) run inside a job that already holds the
-    resources and fan out inside it. Their :meth:`Backend.detect` recognises that
-    environment, which is how ``backend="auto"`` picks them.
+    In-place runners run inside a job that already holds the resources and fan out
+    inside it. Their :meth:`Backend.detect` recognises that environment, which is how
+    ``backend="auto"`` picks them.
+
+Beyond starting, a backend answers for what it leaves behind. The processes a
+deployment starts on this machine carry its id in their environment and its files live
+under known names, so generic code finds and ends those; what lives elsewhere (batch
+jobs, processes on remote hosts) only the backend can find and end, through
+:meth:`Backend.find_leftovers` and :meth:`Backend.end_leftovers`, which ``daskdeploy
+ls``, ``daskdeploy cleanup`` and the reaper call. A backend may also add commands to the
+``daskdeploy`` command line (:meth:`Backend.cli_commands`).
 """
 
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
@@ -27,13 +35,19 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from ..options import COMMON_OPTIONS, Option, ResolvedOptions
 
 if TYPE_CHECKING:
+    import click
     from distributed import Security
     from distributed.deploy import Cluster
+
+    from ..records import DeploymentRecord
 
 __all__ = [
     "Availability",
     "Backend",
     "LaunchCommand",
+    "Leftover",
+    "LeftoverCleanup",
+    "LeftoverSearch",
     "Running",
     "StartContext",
     "dashboard_link",
@@ -117,12 +131,12 @@ class Running:
         ``--cpus-per-task``); ``None`` means the ``threads_per_worker`` option holds.
     scalable
         True when ``cluster.scale()``/``adapt()`` can change the number of workers
-        (local, slurm); False for a fixed set (an allocation's tasks, MPI ranks, SSH
-        hosts). Scripts run by ``daskdeploy run`` are told when their ``scale`` cannot
+        (a local cluster, batch jobs); False for a fixed set (an allocation's tasks, MPI
+        ranks, SSH hosts). Scripts run by ``daskdeploy run`` are told when their ``scale`` cannot
         apply.
     sizing_note
         Why the workers and threads are what they are, when the backend chose them from
-        its environment (e.g. "4 CPUs per SLURM task: one single-threaded worker per
+        its environment (e.g. "4 CPUs per task: one single-threaded worker per
         CPU"); shown in the start-up line.
     record
         What ``daskdeploy cleanup`` needs to end this deployment from another process
@@ -167,6 +181,63 @@ class LaunchCommand:
     notes: list[str] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class Leftover:
+    """One thing a deployment left beyond this machine's processes and files.
+
+    Attributes
+    ----------
+    id
+        What names it where it lives: a batch job id, a host name.
+    state
+        Its state, when the system it lives in says (e.g. ``"PENDING"``).
+    detail
+        Its JSON-able form for ``daskdeploy ls --json``; ``None`` gives
+        ``{"id": ..., "state": ...}``.
+    """
+
+    id: str
+    state: str = ""
+    detail: Any = None
+
+    def to_json(self) -> Any:
+        """The JSON-able form listed by ``daskdeploy ls --json``."""
+        return self.detail if self.detail is not None else {"id": self.id, "state": self.state}
+
+
+@dataclass
+class LeftoverSearch:
+    """What :meth:`Backend.find_leftovers` found.
+
+    Attributes
+    ----------
+    found
+        Leftovers by deployment id.
+    problems
+        What got in the way of looking (e.g. a failing ``squeue``), one sentence each.
+    """
+
+    found: dict[str, list[Leftover]] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+
+
+@dataclass
+class LeftoverCleanup:
+    """What :meth:`Backend.end_leftovers` did.
+
+    Attributes
+    ----------
+    done
+        What was ended, as short phrases for the clean-up summary (e.g. ``"cancelled 2
+        batch jobs"``).
+    errors
+        What could not be ended, one sentence each, saying what is left.
+    """
+
+    done: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+
 class Backend(abc.ABC):
     """Base class of daskdeploy backends.
 
@@ -183,6 +254,11 @@ class Backend(abc.ABC):
     summary: ClassVar[str] = ""
     extra_options: ClassVar[tuple[Option, ...]] = ()
     defaults: ClassVar[dict[str, Any] | None] = None
+    #: Command lines shown under "Examples" in ``daskdeploy run --help``.
+    run_examples: ClassVar[tuple[str, ...]] = ()
+    #: Key under which ``daskdeploy ls --json`` lists this backend's leftovers (e.g.
+    #: ``"batch_jobs"``); ``None`` when it leaves nothing beyond local processes and files.
+    leftovers_key: ClassVar[str | None] = None
 
     @classmethod
     def options(cls) -> tuple[Option, ...]:
@@ -233,6 +309,61 @@ class Backend(abc.ABC):
         command instead of deploying here. ``None`` (the default): deploy here.
         """
         return None
+
+    def cli_commands(self) -> Sequence[click.Command]:
+        """Commands this backend adds to the ``daskdeploy`` command line; none by default.
+
+        Called when the command line is built; import :mod:`click` and anything the
+        commands need inside this method, not at module level.
+        """
+        return ()
+
+    def find_leftovers(
+        self, deployment_id: str | None, records: Mapping[str, DeploymentRecord]
+    ) -> LeftoverSearch:
+        """Find what deployments left where only this backend can look (jobs, hosts).
+
+        Called by ``daskdeploy ls`` and ``daskdeploy cleanup`` (and so by the reaper) in
+        a process other than the deployment's owner, which may be dead. Processes on this
+        machine that carry the deployment's tag and its local files are found by
+        daskdeploy itself; implement this for anything else. Must return within seconds
+        and never raise for an unreachable system: put the cause in
+        :attr:`LeftoverSearch.problems`.
+
+        Parameters
+        ----------
+        deployment_id
+            The one deployment to look for, or ``None`` for every deployment of this user.
+        records
+            The records of live deployments by id (:attr:`Running.record` is in
+            ``record.data``). A record naming this backend means its leftovers are
+            expected, so a failing look is worth a problem.
+
+        Returns
+        -------
+        LeftoverSearch
+            Leftovers by deployment id. The default finds none.
+        """
+        return LeftoverSearch()
+
+    def end_leftovers(
+        self,
+        deployment_id: str,
+        record: DeploymentRecord | None,
+        found: Sequence[Leftover],
+    ) -> LeftoverCleanup:
+        """End what :meth:`find_leftovers` found of one deployment; never raise.
+
+        Called after the deployment's owner was ended, before its local processes and
+        files are. ``found`` may be empty while ``record`` says the backend started
+        things (the look failed, or they are gone): end what the record names.
+        Every step needs a deadline; the whole should take seconds.
+        """
+        return LeftoverCleanup()
+
+    def describe_leftovers(self, found: Sequence[Leftover]) -> str:
+        """A few words for ``daskdeploy ls``, e.g. ``"2 batch jobs"``."""
+        return f"{len(found)} {self.name} leftover{'s' if len(found) != 1 else ''}"
 
     @abc.abstractmethod
     def start(self, options: ResolvedOptions, context: StartContext) -> Running:

@@ -25,9 +25,9 @@ import importlib.util
 import re
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from ...commands import CommandError
 from ...credentials import CredentialFiles, write_shared
@@ -46,13 +46,25 @@ from ...options import (
     worker_lifetime_setting,
 )
 from ...scratch import shared_cache_dir
-from ..base import Availability, Backend, Running, StartContext, dashboard_link
-from . import control
+from ..base import (
+    Availability,
+    Backend,
+    Leftover,
+    LeftoverCleanup,
+    LeftoverSearch,
+    Running,
+    StartContext,
+    dashboard_link,
+)
+from . import control, leftovers
 from .jobscript import WORKER_DIR_VARIABLE, lifetime_args, worker_scratch_lines
 
 __all__ = ["SlurmBackend", "default_log_root"]
 
 _DRY_RUN_ID = "dd-<id>"
+
+if TYPE_CHECKING:
+    from ...records import DeploymentRecord
 
 
 def default_log_root() -> Path:
@@ -81,6 +93,24 @@ class SlurmBackend(Backend):
     name = "slurm"
     kind = "cluster"
     summary = "SLURM batch jobs as workers (dask-jobqueue), scale and adapt"
+    leftovers_key = "slurm_jobs"
+
+    def find_leftovers(
+        self, deployment_id: str | None, records: Mapping[str, DeploymentRecord]
+    ) -> LeftoverSearch:
+        """This user's SLURM jobs named or commented with a deployment's id."""
+        return leftovers.find_jobs(self.name, deployment_id, records)
+
+    def end_leftovers(
+        self, deployment_id: str, record: DeploymentRecord | None, found: Sequence[Leftover]
+    ) -> LeftoverCleanup:
+        """Cancel the deployment's jobs, wait until SLURM lists none, remove its job logs."""
+        return leftovers.end_jobs(self.name, deployment_id, record, found)
+
+    def describe_leftovers(self, found: Sequence[Leftover]) -> str:
+        """``"2 slurm jobs"``."""
+        return leftovers.describe_jobs(found)
+
     extra_options: ClassVar[tuple[Option, ...]] = (
         Option("processes", whole_number(1), "Worker processes per job."),
         Option(

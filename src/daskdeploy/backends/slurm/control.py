@@ -21,9 +21,11 @@ __all__ = [
     "CLIENT_COMMANDS",
     "SlurmJob",
     "cancel_jobs",
+    "cancel_named_or_listed",
     "check_controller",
     "hostnames",
     "list_jobs",
+    "list_my_jobs",
     "node_addresses",
     "parse_walltime",
     "submit",
@@ -165,6 +167,38 @@ def list_jobs(name: str) -> list[SlurmJob]:
         if len(fields) == 5:
             jobs.append(SlurmJob(*(field.strip() for field in fields)))
     return jobs
+
+
+def list_my_jobs() -> list[tuple[SlurmJob, str]]:
+    """Every job of this user that SLURM still knows, with its comment (``--comment``).
+
+    Array tasks are one row each. Raises :class:`~daskdeploy.commands.CommandError` when
+    ``squeue`` fails.
+    """
+    result = run_command(
+        ["squeue", "--me", "-h", "-r", "-o", _FIELD.join(["%i", "%j", "%T", "%r", "%N", "%k"])],
+        timeout=_QUICK,
+        what="listing your SLURM jobs with squeue",
+    )
+    jobs = []
+    for line in result.stdout.splitlines():
+        fields = [field.strip() for field in line.split(_FIELD)]
+        if len(fields) == 6:
+            jobs.append((SlurmJob(*fields[:5]), fields[5]))
+    return jobs
+
+
+def cancel_named_or_listed(name: str, job_ids: Sequence[str]) -> None:
+    """Cancel every job named ``name`` and the jobs ``job_ids`` (an array as a whole).
+
+    Raises :class:`~daskdeploy.commands.CommandError` when ``scancel`` fails.
+    """
+    commands = [["scancel", f"--name={name}"]]
+    arrays = sorted({job_id.split("_")[0] for job_id in job_ids})
+    if arrays:
+        commands.append(["scancel", *arrays])
+    for command in commands:
+        run_command(command, timeout=_QUICK, what="cancelling jobs with scancel")
 
 
 def cancel_jobs(name: str, *, wait: float = 30.0) -> list[SlurmJob]:

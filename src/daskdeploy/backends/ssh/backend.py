@@ -21,9 +21,9 @@ import copy
 import importlib.util
 import logging
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import PurePosixPath
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from ...credentials import CredentialFiles, Credentials
 from ...errors import OptionError
@@ -37,9 +37,18 @@ from ...options import (
     text_list,
     whole_number,
 )
-from ..base import Availability, Backend, Running, StartContext
+from ..base import (
+    Availability,
+    Backend,
+    Leftover,
+    LeftoverCleanup,
+    LeftoverSearch,
+    Running,
+    StartContext,
+)
 from ..shared.nannies import stop_workers_through_nannies
 from ..shared.scheduler_watch import preload_text
+from . import leftovers
 from .hosts import (
     end_remote_deployment,
     install_private_files,
@@ -52,6 +61,9 @@ from .hosts import (
 __all__ = ["SSHBackend"]
 
 logger = logging.getLogger(__name__)
+
+if TYPE_CHECKING:
+    from ...records import DeploymentRecord
 
 
 def _mapping(value: Any) -> dict[str, Any]:
@@ -100,6 +112,24 @@ class SSHBackend(Backend):
     name = "ssh"
     kind = "cluster"
     summary = "scheduler and workers on hosts reached over SSH (asyncssh)"
+    leftovers_key = "ssh_hosts"
+
+    def find_leftovers(
+        self, deployment_id: str | None, records: Mapping[str, DeploymentRecord]
+    ) -> LeftoverSearch:
+        """The hosts each recorded deployment runs processes on."""
+        return leftovers.find_hosts(self.name, deployment_id, records)
+
+    def end_leftovers(
+        self, deployment_id: str, record: DeploymentRecord | None, found: Sequence[Leftover]
+    ) -> LeftoverCleanup:
+        """End the deployment's processes on its hosts and remove its directories there."""
+        return leftovers.end_hosts(self.name, deployment_id, record, found)
+
+    def describe_leftovers(self, found: Sequence[Leftover]) -> str:
+        """``"ssh: host1 host2"``."""
+        return leftovers.describe_hosts(found)
+
     extra_options: ClassVar[tuple[Option, ...]] = (
         Option(
             "hosts",
