@@ -224,9 +224,8 @@ COMMON_OPTIONS: tuple[Option, ...] = (
     Option(
         "workers",
         whole_number(1),
-        "Number of worker processes (null: the backend decides: one per core for local and "
-        "mpi, one per CPU of each task in an allocation, one job's processes for slurm; ssh "
-        "takes it from the host list).",
+        "Number of worker processes (null: the backend decides; each backend's options "
+        "say how).",
         nullable=True,
     ),
     Option(

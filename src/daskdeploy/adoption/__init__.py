@@ -82,7 +82,7 @@ class Adoption:
         return client
 
     def shape(self) -> str:
-        """``"slurm, 2 workers x 1 thread"``: the backend and its workers, as started."""
+        """``"local, 2 workers x 1 thread"``: the backend and its workers, as started."""
         return f"{self.deployment.backend}, {self.deployment.shape()}"
 
     def stand_in(self, request: str, wishes: dict[str, Any]) -> AdoptedCluster:

@@ -3,7 +3,7 @@
 :class:`AdoptedCluster` stands in for the ``LocalCluster``/``SLURMCluster``/``SSHCluster``
 the script constructed. It *is* the deployment: ``Client(cluster)`` connects to the
 deployment's scheduler with its credentials; ``scale``, ``adapt`` and
-``wait_for_workers`` act on the deployment where its backend can resize (local, slurm)
+``wait_for_workers`` act on the deployment where its backend can resize (``scalable``)
 and say so where it cannot (a fixed set of workers); ``close()`` and leaving a ``with``
 block end the script's use of it, not the deployment, which ends with the run. Anything
 else is looked up on the deployment's own cluster object, so e.g.
@@ -154,7 +154,7 @@ class AdoptedCluster:
     # -- what a jobqueue cluster shows ---------------------------------------------------
 
     def job_script(self) -> str:
-        """The deployment's job script (slurm), or a comment saying what starts its workers."""
+        """The deployment's job script (batch-job backends), or a comment saying what starts it."""
         real = self._real
         if real is not None and hasattr(real, "job_script"):
             return real.job_script()

@@ -27,6 +27,7 @@ ls``, ``daskdeploy cleanup`` and the reaper call. A backend may also add command
 from __future__ import annotations
 
 import abc
+import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -254,6 +255,9 @@ class Backend(abc.ABC):
     summary: ClassVar[str] = ""
     extra_options: ClassVar[tuple[Option, ...]] = ()
     defaults: ClassVar[dict[str, Any] | None] = None
+    #: What ``workers=None`` gives on this backend (e.g. ``"one per core"``), shown in
+    #: the help of its ``workers`` option.
+    default_workers: ClassVar[str] = ""
     #: Command lines shown under "Examples" in ``daskdeploy run --help``.
     run_examples: ClassVar[tuple[str, ...]] = ()
     #: Key under which ``daskdeploy ls --json`` lists this backend's leftovers (e.g.
@@ -263,7 +267,17 @@ class Backend(abc.ABC):
     @classmethod
     def options(cls) -> tuple[Option, ...]:
         """All options this backend accepts: the common ones, then its own."""
-        return COMMON_OPTIONS + cls.extra_options
+        common = COMMON_OPTIONS
+        if cls.default_workers:
+            common = tuple(
+                dataclasses.replace(
+                    option, help=f"Number of worker processes (null: {cls.default_workers})."
+                )
+                if option.name == "workers"
+                else option
+                for option in common
+            )
+        return common + cls.extra_options
 
     def available(self) -> Availability:
         """Say whether this backend can run here; the default is yes."""

@@ -36,6 +36,7 @@ class LocalBackend(Backend):
     name = "local"
     kind = "cluster"
     summary = "LocalCluster on this machine (loopback only)"
+    default_workers = "one per available core"
     extra_options: ClassVar[tuple[Option, ...]] = (
         Option(
             "processes",

@@ -121,7 +121,7 @@ class EfficiencyReport:
     large_graph
         Size of the largest task graph distributed warned about (e.g. ``"52.3 MiB"``).
     label
-        What was measured, e.g. ``"dd-1a2b3c4d on slurm"``.
+        What was measured, e.g. ``"dd-1a2b3c4d on local"``.
     hosts
         Load of each worker host (Linux hosts only).
     script_clusters

@@ -74,6 +74,10 @@ class MPIBackend(Backend):
     name = "mpi"
     kind = "in-place"
     summary = "under mpiexec/srun: rank 0 scheduler, rank 1 your script, other ranks workers"
+    run_examples: ClassVar[tuple[str, ...]] = (
+        "daskdeploy run --backend mpi -n 4 my_analysis.py  # mpiexec -n 6: 4 workers",
+    )
+    default_workers = "one per available core"
     extra_options: ClassVar[tuple[Option, ...]] = (
         Option(
             "launcher",

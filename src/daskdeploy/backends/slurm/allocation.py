@@ -23,8 +23,9 @@ import shlex
 import signal
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from ...commands import CommandError
 from ...credentials import CredentialFiles, write_shared
@@ -48,6 +49,9 @@ from . import control
 from .environment import TASK_UNIT, Allocation, in_allocation
 from .jobscript import WORKER_DIR_VARIABLE, lifetime_args, worker_scratch_lines
 
+if TYPE_CHECKING:
+    import click
+
 __all__ = ["AllocationBackend"]
 
 _STOP_GRACE = 3.0  # seconds for the workers to leave after the scheduler closed
@@ -59,6 +63,10 @@ class AllocationBackend(Backend):
     name = "allocation"
     kind = "in-place"
     summary = "inside an sbatch/salloc allocation: scheduler here, srun dask worker per task"
+    run_examples: ClassVar[tuple[str, ...]] = (
+        "daskdeploy run --backend allocation my_analysis.py   # in an sbatch script or salloc",
+    )
+    default_workers = "one per CPU of each task of the allocation"
     extra_options: ClassVar[tuple[Option, ...]] = (
         Option(
             "lifetime",
@@ -89,6 +97,12 @@ class AllocationBackend(Backend):
         ),
         Option("nanny", boolean, "Run a nanny that restarts a worker that dies."),
     )
+
+    def cli_commands(self) -> Sequence[click.Command]:
+        """``daskdeploy sbatch`` (a batch script for the allocation backend) and ``hostfile``."""
+        from .commands import COMMANDS
+
+        return COMMANDS
 
     def available(self) -> Availability:
         """Available inside a SLURM job whose ``srun`` is on PATH."""

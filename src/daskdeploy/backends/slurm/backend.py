@@ -64,6 +64,8 @@ __all__ = ["SlurmBackend", "default_log_root"]
 _DRY_RUN_ID = "dd-<id>"
 
 if TYPE_CHECKING:
+    import click
+
     from ...records import DeploymentRecord
 
 
@@ -93,7 +95,18 @@ class SlurmBackend(Backend):
     name = "slurm"
     kind = "cluster"
     summary = "SLURM batch jobs as workers (dask-jobqueue), scale and adapt"
+    run_examples: ClassVar[tuple[str, ...]] = (
+        "daskdeploy run --backend slurm -n 8 --option walltime=01:00:00 my_analysis.py",
+        "daskdeploy run --backend slurm --dry-run my_analysis.py   # job script + sbatch check",
+    )
+    default_workers = "one job's processes"
     leftovers_key = "slurm_jobs"
+
+    def cli_commands(self) -> Sequence[click.Command]:
+        """``daskdeploy sbatch`` (a batch script for the allocation backend) and ``hostfile``."""
+        from .commands import COMMANDS
+
+        return COMMANDS
 
     def find_leftovers(
         self, deployment_id: str | None, records: Mapping[str, DeploymentRecord]

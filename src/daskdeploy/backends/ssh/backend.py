@@ -112,6 +112,10 @@ class SSHBackend(Backend):
     name = "ssh"
     kind = "cluster"
     summary = "scheduler and workers on hosts reached over SSH (asyncssh)"
+    run_examples: ClassVar[tuple[str, ...]] = (
+        "daskdeploy run --backend ssh --option hostfile=.hosts my_analysis.py",
+    )
+    default_workers = "one per host-list entry after the first"
     leftovers_key = "ssh_hosts"
 
     def find_leftovers(
