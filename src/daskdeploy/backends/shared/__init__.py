@@ -1,0 +1,1 @@
+"""Worker and scheduler mechanisms that several backends share; none names a platform."""
