@@ -25,7 +25,7 @@ import importlib.util
 import re
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -49,15 +49,13 @@ from ...scratch import shared_cache_dir
 from ..base import (
     Availability,
     Backend,
-    Leftover,
-    LeftoverCleanup,
-    LeftoverSearch,
     Running,
     StartContext,
     dashboard_link,
 )
-from . import control, leftovers
+from . import control
 from .jobscript import WORKER_DIR_VARIABLE, lifetime_args, worker_scratch_lines
+from .leftovers import SlurmJobLeftovers
 
 __all__ = ["SlurmBackend", "default_log_root"]
 
@@ -65,8 +63,6 @@ _DRY_RUN_ID = "dd-<id>"
 
 if TYPE_CHECKING:
     import click
-
-    from ...records import DeploymentRecord
 
 
 def default_log_root() -> Path:
@@ -89,7 +85,7 @@ def _walltime(value: Any) -> str:
     return value.strip()
 
 
-class SlurmBackend(Backend):
+class SlurmBackend(SlurmJobLeftovers, Backend):
     """Worker processes in SLURM batch jobs, submitted from here (dask-jobqueue)."""
 
     name = "slurm"
@@ -100,29 +96,12 @@ class SlurmBackend(Backend):
         "daskdeploy run --backend slurm --dry-run my_analysis.py   # job script + sbatch check",
     )
     default_workers = "one job's processes"
-    leftovers_key = "slurm_jobs"
 
     def cli_commands(self) -> Sequence[click.Command]:
         """``daskdeploy sbatch`` (a batch script for the allocation backend) and ``hostfile``."""
         from .commands import COMMANDS
 
         return COMMANDS
-
-    def find_leftovers(
-        self, deployment_id: str | None, records: Mapping[str, DeploymentRecord]
-    ) -> LeftoverSearch:
-        """This user's SLURM jobs named or commented with a deployment's id."""
-        return leftovers.find_jobs(self.name, deployment_id, records)
-
-    def end_leftovers(
-        self, deployment_id: str, record: DeploymentRecord | None, found: Sequence[Leftover]
-    ) -> LeftoverCleanup:
-        """Cancel the deployment's jobs, wait until SLURM lists none, remove its job logs."""
-        return leftovers.end_jobs(self.name, deployment_id, record, found)
-
-    def describe_leftovers(self, found: Sequence[Leftover]) -> str:
-        """``"2 slurm jobs"``."""
-        return leftovers.describe_jobs(found)
 
     extra_options: ClassVar[tuple[Option, ...]] = (
         Option("processes", whole_number(1), "Worker processes per job."),

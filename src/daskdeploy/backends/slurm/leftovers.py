@@ -24,7 +24,7 @@ from . import control
 if TYPE_CHECKING:
     from ...records import DeploymentRecord
 
-__all__ = ["describe_jobs", "end_jobs", "find_jobs"]
+__all__ = ["SlurmJobLeftovers"]
 
 _JOB_WAIT = 20.0  # seconds to wait for cancelled jobs to leave squeue
 _COMMENT = re.compile(r"^daskdeploy:(dd-[0-9a-f]+)$")
@@ -35,10 +35,6 @@ def _configured() -> bool:
     """Whether SLURM seems configured here (if not, failing commands would only be noise)."""
     conf = os.environ.get("SLURM_CONF")
     return bool(conf) or os.path.exists("/etc/slurm/slurm.conf") or os.path.isdir("/run/slurm")
-
-
-def _submitted_jobs(record: DeploymentRecord | None, backend: str) -> bool:
-    return record is not None and record.backend == backend
 
 
 def _jobs_by_deployment(ask: bool) -> tuple[dict[str, list[Leftover]], str | None]:
@@ -58,31 +54,40 @@ def _jobs_by_deployment(ask: bool) -> tuple[dict[str, list[Leftover]], str | Non
     return jobs, None
 
 
-def find_jobs(
-    backend: str, deployment_id: str | None, records: Mapping[str, DeploymentRecord]
-) -> LeftoverSearch:
-    """This user's SLURM jobs that belong to deployments, by deployment id.
+class SlurmJobLeftovers:
+    """The leftover hooks of a backend that submits SLURM jobs (see :class:`Backend`)."""
 
-    SLURM is asked only where it is configured: ``daskdeploy ls`` on a laptop stays quiet.
-    """
-    jobs, problem = _jobs_by_deployment(ask=False)
-    if deployment_id is not None:
-        jobs = {deployment_id: jobs[deployment_id]} if deployment_id in jobs else {}
-    return LeftoverSearch(jobs, [f"Could not list SLURM jobs: {problem}"] if problem else [])
+    name: str
+    leftovers_key = "slurm_jobs"
 
+    def find_leftovers(
+        self, deployment_id: str | None, records: Mapping[str, DeploymentRecord]
+    ) -> LeftoverSearch:
+        """This user's SLURM jobs that belong to deployments, by deployment id.
 
-def end_jobs(
-    backend: str,
-    deployment_id: str,
-    record: DeploymentRecord | None,
-    found: Sequence[Leftover],
-) -> LeftoverCleanup:
-    """Cancel the deployment's jobs, wait until SLURM lists none, remove its job logs."""
-    outcome = LeftoverCleanup()
-    _cancel(deployment_id, _submitted_jobs(record, backend), list(found), outcome)
-    if record is not None:
-        _remove_logs(deployment_id, record, outcome)
-    return outcome
+        SLURM is asked only where it is configured: ``daskdeploy ls`` on a laptop stays
+        quiet.
+        """
+        jobs, problem = _jobs_by_deployment(ask=False)
+        if deployment_id is not None:
+            jobs = {deployment_id: jobs[deployment_id]} if deployment_id in jobs else {}
+        problems = [f"Could not list SLURM jobs: {problem}"] if problem else []
+        return LeftoverSearch(jobs, problems)
+
+    def end_leftovers(
+        self, deployment_id: str, record: DeploymentRecord | None, found: Sequence[Leftover]
+    ) -> LeftoverCleanup:
+        """Cancel the deployment's jobs, wait until SLURM lists none, remove its job logs."""
+        outcome = LeftoverCleanup()
+        submitted = record is not None and record.backend == self.name
+        _cancel(deployment_id, submitted, list(found), outcome)
+        if record is not None:
+            _remove_logs(deployment_id, record, outcome)
+        return outcome
+
+    def describe_leftovers(self, found: Sequence[Leftover]) -> str:
+        """``"2 slurm jobs"``."""
+        return f"{len(found)} slurm job{'s' if len(found) != 1 else ''}"
 
 
 def _cancel(
@@ -132,8 +137,3 @@ def _remove_logs(deployment_id: str, record: DeploymentRecord, outcome: Leftover
         outcome.errors.append(f"Could not remove the job logs {path}: {exc}")
         return
     outcome.done.append("removed the job logs")
-
-
-def describe_jobs(found: Sequence[Leftover]) -> str:
-    """``"2 slurm jobs"``."""
-    return f"{len(found)} slurm job{'s' if len(found) != 1 else ''}"

@@ -21,9 +21,9 @@ import copy
 import importlib.util
 import logging
 import sys
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from pathlib import PurePosixPath
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 from ...credentials import CredentialFiles, Credentials
 from ...errors import OptionError
@@ -40,15 +40,11 @@ from ...options import (
 from ..base import (
     Availability,
     Backend,
-    Leftover,
-    LeftoverCleanup,
-    LeftoverSearch,
     Running,
     StartContext,
 )
 from ..shared.nannies import stop_workers_through_nannies
 from ..shared.scheduler_watch import preload_text
-from . import leftovers
 from .hosts import (
     end_remote_deployment,
     install_private_files,
@@ -57,14 +53,11 @@ from .hosts import (
     read_hostfile,
     recordable_connect_options,
 )
+from .leftovers import HostLeftovers
 
 __all__ = ["SSHBackend"]
 
 logger = logging.getLogger(__name__)
-
-if TYPE_CHECKING:
-    from ...records import DeploymentRecord
-
 
 def _mapping(value: Any) -> dict[str, Any]:
     if not isinstance(value, Mapping):
@@ -106,7 +99,7 @@ def _only_config_for_remote_processes() -> Iterator[None]:
         dask.config.config.update(saved)
 
 
-class SSHBackend(Backend):
+class SSHBackend(HostLeftovers, Backend):
     """Scheduler on the first host, workers on the others, all started over SSH."""
 
     name = "ssh"
@@ -116,24 +109,6 @@ class SSHBackend(Backend):
         "daskdeploy run --backend ssh --option hostfile=.hosts my_analysis.py",
     )
     default_workers = "one per host-list entry after the first"
-    leftovers_key = "ssh_hosts"
-
-    def find_leftovers(
-        self, deployment_id: str | None, records: Mapping[str, DeploymentRecord]
-    ) -> LeftoverSearch:
-        """The hosts each recorded deployment runs processes on."""
-        return leftovers.find_hosts(self.name, deployment_id, records)
-
-    def end_leftovers(
-        self, deployment_id: str, record: DeploymentRecord | None, found: Sequence[Leftover]
-    ) -> LeftoverCleanup:
-        """End the deployment's processes on its hosts and remove its directories there."""
-        return leftovers.end_hosts(self.name, deployment_id, record, found)
-
-    def describe_leftovers(self, found: Sequence[Leftover]) -> str:
-        """``"ssh: host1 host2"``."""
-        return leftovers.describe_hosts(found)
-
     extra_options: ClassVar[tuple[Option, ...]] = (
         Option(
             "hosts",
