@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import textwrap
+from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
 PLAIN_SCRIPT = textwrap.dedent(
     """
@@ -160,3 +164,104 @@ def test_python_dash_m_and_help(sandbox):
     assert result.returncode == 0
     for flag in ("--backend", "--workers", "--threads-per-worker", "--option", "--dry-run"):
         assert flag in result.stdout
+
+
+# ------------------------------------------------------------- commands the backends add
+
+CLI_PACKAGE = Path(__file__).resolve().parents[1] / "src" / "daskdeploy" / "cli"
+
+#: Words only platform code may use: the generic command line names no platform.
+PLATFORM_WORDS = ("slurm", "sbatch", "srun", "salloc", "ssh", "mpiexec")
+
+
+@pytest.fixture
+def fresh_backend_caches():
+    """Forget loaded backends and their commands before and after the test."""
+    from daskdeploy import registry
+    from daskdeploy.cli import backend_commands
+
+    def clear() -> None:
+        registry._entry_point_targets.cache_clear()
+        registry._load.cache_clear()
+        backend_commands.forget_backends()
+
+    clear()
+    yield
+    clear()
+
+
+def test_help_lists_the_commands_backends_add_and_they_run():
+    from daskdeploy.cli import cli
+
+    listed = CliRunner().invoke(cli, ["--help"], prog_name="daskdeploy")
+    assert listed.exit_code == 0, listed.output
+    commands = listed.output.split("Commands:", 1)[1]
+    for name in ("run", "backends", "ls", "cleanup", "profile", "sbatch", "hostfile"):
+        assert f"\n  {name} " in commands, name
+    assert "Backends: local, slurm, mpi, allocation, ssh." in listed.output
+    assert "--ntasks" in CliRunner().invoke(cli, ["sbatch", "--help"]).output
+    mistyped = CliRunner().invoke(cli, ["sbach"], prog_name="daskdeploy")
+    assert mistyped.exit_code == 2
+    assert "Did you mean 'sbatch'?" in mistyped.output
+
+
+def test_run_examples_come_from_the_backends_in_registry_order():
+    from daskdeploy.cli import cli
+
+    shown = CliRunner().invoke(cli, ["run", "--help"]).output
+    block = shown.split("Examples:", 1)[1].split("Options:", 1)[0]
+    examples = [line.strip() for line in block.splitlines() if line.strip()]
+    backends = [line.split()[3] for line in examples if line.startswith("daskdeploy run --backend")]
+    assert backends == ["slurm", "slurm", "mpi", "allocation", "ssh"]
+    assert examples[0] == "daskdeploy run examples/pi.py --samples 100000000"
+
+
+def test_a_backend_that_fails_to_load_leaves_the_command_line_working(
+    monkeypatch, fresh_backend_caches
+):
+    from daskdeploy import registry
+    from daskdeploy.cli import cli
+
+    monkeypatch.setitem(registry.BUILTIN_BACKENDS, "broken", "daskdeploy.no_such_module:Nothing")
+    listed = CliRunner().invoke(cli, ["--help"], prog_name="daskdeploy")
+    assert listed.exit_code == 0, listed.output
+    assert "\n  sbatch " in listed.output
+    statuses = CliRunner().invoke(cli, ["backends"])
+    assert "failed to load" in statuses.output
+
+
+def test_only_help_and_unknown_commands_load_the_backends():
+    """Other commands import no backend; `--help` loads them all, but no heavy package."""
+    probe = textwrap.dedent(
+        """
+        import contextlib
+        import io
+        import sys
+        from daskdeploy.cli import cli
+
+        def loaded(args):
+            with contextlib.redirect_stdout(io.StringIO()):
+                cli(args, prog_name="daskdeploy", standalone_mode=False)
+            return sorted(
+                name for name in sys.modules
+                if name.startswith("daskdeploy.backends.") and name != "daskdeploy.backends.base"
+            )
+
+        print("profile", loaded(["profile", "list", "--help"]))
+        print("ls", loaded(["ls", "--help"]))
+        print("help", "daskdeploy.backends.slurm.commands" in loaded(["--help"]))
+        heavy = {"dask_jobqueue", "asyncssh", "mpi4py", "distributed"}
+        print("heavy", sorted({name.split(".")[0] for name in sys.modules} & heavy))
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert result.stdout.splitlines() == ["profile []", "ls []", "help True", "heavy []"]
+
+
+def test_the_generic_command_line_names_no_platform():
+    for path in sorted(CLI_PACKAGE.glob("*.py")):
+        text = path.read_text(encoding="utf-8").lower()
+        named = [word for word in PLATFORM_WORDS if word in text]
+        assert not named, f"{path.name} names {named}: move that to backends/<platform>/"

@@ -96,12 +96,15 @@ RETURNED_INSIDE: dict[str, dict[str, str]] = {
 
 #: Messages with no literal text of their own: ``{"file.py:function": "why that is fine"}``.
 ALLOWED_DYNAMIC: dict[str, str] = {
-    "cli.py:_api_call": "re-raises str() of a DaskDeployError, documented where it is raised",
-    "cli.py:_echo_check": "re-raises str() of a DeploymentError from Plan.check()",
-    "cli.py:sbatch": "re-raises str() of SbatchRequest's ValueError (RAISED_INSIDE)",
-    "cli.py:_echo_sbatch_check": "re-raises str() of sbatch --test-only's CommandError",
-    "cli.py:_submit_and_explain": "re-raises str() of sbatch's CommandError",
-    "cli.py:hostfile": "re-raises str() of scontrol show hostnames' CommandError",
+    "cli/errors.py:api_call": "re-raises str() of a DaskDeployError, documented where it is raised",
+    "cli/run.py:_echo_check": "re-raises str() of a DeploymentError from Plan.check()",
+    "backends/slurm/commands.py:sbatch": "re-raises str() of SbatchRequest's ValueError "
+    "(RAISED_INSIDE)",
+    "backends/slurm/commands.py:_echo_sbatch_check": "re-raises str() of sbatch "
+    "--test-only's CommandError",
+    "backends/slurm/commands.py:_submit_and_explain": "re-raises str() of sbatch's CommandError",
+    "backends/slurm/commands.py:hostfile": "re-raises str() of scontrol show hostnames' "
+    "CommandError",
     "datasets/cli.py:_friendly_errors": "re-raises the data set's ImportError, whose text "
     "(pip install 'daskdeploy[examples]') is documented",
     "backends/slurm/sbatch.py:SbatchRequest.__post_init__": "'--time: ' before parse_walltime's "

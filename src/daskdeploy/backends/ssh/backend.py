@@ -59,6 +59,7 @@ __all__ = ["SSHBackend"]
 
 logger = logging.getLogger(__name__)
 
+
 def _mapping(value: Any) -> dict[str, Any]:
     if not isinstance(value, Mapping):
         raise ValueError(
