@@ -27,7 +27,6 @@ What it does beyond ``dask_mpi.initialize()``:
 
 from __future__ import annotations
 
-import asyncio
 import importlib.util
 import logging
 import os
@@ -471,6 +470,8 @@ def _serve_scheduler_rank(
             _address_message(scheduler.address, _dashboard_port(scheduler), credentials),
         )
 
+    import asyncio
+
     try:
         asyncio.run(
             serve_scheduler(
@@ -512,6 +513,8 @@ def _serve_worker_rank(
         message = {"error": str(exc)}
     if "error" not in message:
         address = message["address"]
+        import asyncio
+
         try:
             asyncio.run(
                 serve_workers(

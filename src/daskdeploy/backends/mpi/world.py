@@ -15,7 +15,6 @@ launcher meant to be larger.
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import os
 import subprocess
@@ -181,6 +180,8 @@ def _open_mpi_library() -> str | None:
         if candidate.is_file():
             return str(candidate)
     try:
+        import ctypes
+
         ctypes.CDLL(_OPEN_MPI_LIBRARY)
     except OSError:
         return None
