@@ -224,8 +224,7 @@ COMMON_OPTIONS: tuple[Option, ...] = (
     Option(
         "workers",
         whole_number(1),
-        "Number of worker processes (null: the backend decides; each backend's options "
-        "say how).",
+        "Number of worker processes (null: the backend decides; each backend's options say how).",
         nullable=True,
     ),
     Option(

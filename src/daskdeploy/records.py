@@ -62,8 +62,8 @@ class DeploymentRecord:
     pid
         Pid of the owner process on ``hostname``.
     pid_start
-        The owner's start time in clock ticks since boot (``None`` if unknown), which tells
-        the owner from a later process that got the same pid.
+        When the owner started, as :func:`daskdeploy.processes.start_ticks` tells it
+        (``None`` if unknown), which tells the owner from a later process with its pid.
     started
         Start time, seconds since the epoch.
     started_iso

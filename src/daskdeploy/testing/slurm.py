@@ -18,32 +18,23 @@ prints ``export SLURM_CONF=...`` and keeps the cluster up until Ctrl-C.
 from __future__ import annotations
 
 import argparse
-import atexit
 import contextlib
 import os
 import secrets
 import shlex
-import shutil
-import signal
 import socket
 import subprocess
 import sys
-import tempfile
-import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
-from types import TracebackType
 
-from ._procs import POLL as _POLL
-from ._procs import ancestors as _ancestors
-from ._procs import die_with_parent as _die_with_parent
-from ._procs import is_running as _is_running
-from ._procs import search_path as _search_path
-from ._procs import serve_until_signal
-from ._procs import tail as _tail
-from ._procs import wait_not_running as _wait_not_running
-from ._procs import which as _which
+from ..processes import wait_gone
+from . import _system
+from ._harness import DaemonHarness, StartError, serve
+from ._system import POLL as _POLL
+from ._system import find_processes, free_ports, kill_processes
+from ._system import search_path as _search_path
+from ._system import which as _which
 
 __all__ = ["LocalSlurm", "main", "unavailable_reason"]
 
@@ -82,81 +73,31 @@ def unavailable_reason() -> str | None:
         what is missing (root, Linux, or which SLURM and munge programs) and how to install
         them.
     """
-    if not sys.platform.startswith("linux"):
-        return f"A local SLURM cluster needs Linux (this is {sys.platform})."
-    problems = []
-    if os.geteuid() != 0:
-        problems.append(f"it must run as root (this process runs as uid {os.geteuid()})")
-    missing = [name for name in REQUIRED_BINARIES if _which(name) is None]
-    if missing:
-        problems.append(
-            f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} missing "
-            '(install with "apt-get install slurm-wlm munge")'
-        )
-    if not problems:
-        return None
-    return "A local SLURM cluster cannot be started here: " + "; ".join(problems) + "."
+    return _system.unavailable_reason(
+        "A local SLURM cluster",
+        f"A local SLURM cluster needs Linux (this is {sys.platform}).",
+        REQUIRED_BINARIES,
+        "apt-get install slurm-wlm munge",
+    )
 
 
 # --------------------------------------------------------------------------- processes
 
 
-def _marked_pids(root: str) -> list[int]:
+def _cluster_processes(root: Path) -> list[int]:
     """Return running processes that belong to the cluster living in ``root``.
 
     A process belongs to it when its environment carries ``MARKER_VAR=root`` (daemons,
     slurmstepd, job tasks) or one of its arguments is a path under ``root`` (daemons).
     """
-    marker = f"{MARKER_VAR}={root}".encode()
-    prefix = (root.rstrip("/") + "/").encode()
-    skip = _ancestors()
-    found = []
-    try:
-        entries = os.listdir("/proc")
-    except OSError:
-        return found
-    for entry in entries:
-        if not entry.isdigit() or int(entry) in skip:
-            continue
-        pid = int(entry)
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                args = f.read().split(b"\0")
-            with open(f"/proc/{pid}/environ", "rb") as f:
-                env = f.read().split(b"\0")
-        except OSError:
-            continue
-        if (marker in env or any(prefix in arg for arg in args)) and _is_running(pid):
-            found.append(pid)
-    return found
-
-
-def _free_ports(count: int) -> list[int]:
-    """Pick ``count`` distinct free TCP ports on 127.0.0.1."""
-    sockets = []
-    try:
-        for _ in range(count):
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.bind(("127.0.0.1", 0))
-            sockets.append(s)
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
-
-
-class _StartError(Exception):
-    """A start-up step failed; the logs of ``daemons`` explain it."""
-
-    def __init__(self, message: str, daemons: list[str]):
-        super().__init__(message)
-        self.daemons = daemons
+    prefix = str(root).rstrip("/") + "/"
+    return list(find_processes(marker=(MARKER_VAR, str(root)), argument=prefix))
 
 
 # --------------------------------------------------------------------------- cluster
 
 
-class LocalSlurm:
+class LocalSlurm(DaemonHarness):
     """A real SLURM cluster on localhost: munged, slurmctld and ``nodes`` slurmd daemons.
 
     Everything (munge key and socket, ``slurm.conf``, controller state, slurmd spools, pid
@@ -195,6 +136,11 @@ class LocalSlurm:
     'Submitted batch job 1\\n'
     """
 
+    _label = "LocalSlurm"
+    _not_started = "the LocalSlurm cluster is not started"
+    _root_prefix = "ddslurm-"
+    _root_mode = 0o711
+
     def __init__(
         self,
         nodes: int = 3,
@@ -212,7 +158,7 @@ class LocalSlurm:
         self.cpus_per_node = cpus_per_node
         self.memory_mb = memory_mb
         self.cluster_name: str | None = None
-        self._root_arg = Path(os.path.abspath(root)) if root is not None else None
+        super().__init__(root)
         if self._root_arg is not None:
             socket_path = str(self._root_arg / "munge" / "munge.sock")
             if len(socket_path.encode()) > _MAX_UNIX_SOCKET:
@@ -220,19 +166,8 @@ class LocalSlurm:
                     f"root {str(self._root_arg)!r} is too long: munge's socket path "
                     f"{socket_path!r} must stay under {_MAX_UNIX_SOCKET + 1} bytes"
                 )
-        self._root: Path | None = None
-        self._procs: dict[str, subprocess.Popen[bytes]] = {}
-        self._owner_pid = os.getpid()
-        self._lock = threading.RLock()
 
     # ------------------------------------------------------------------ properties
-
-    @property
-    def root(self) -> Path:
-        """The directory holding the running cluster's files."""
-        if self._root is None:
-            raise RuntimeError("the LocalSlurm cluster is not started")
-        return self._root
 
     @property
     def conf_path(self) -> Path:
@@ -246,11 +181,6 @@ class LocalSlurm:
         Without ``SLURM_CONF`` clients fall back to a DNS SRV lookup and fail.
         """
         return {"SLURM_CONF": str(self.conf_path)}
-
-    @property
-    def running(self) -> bool:
-        """True between a successful :meth:`start` and :meth:`stop`."""
-        return self._root is not None and bool(self._procs)
 
     def __repr__(self) -> str:
         where = str(self._root) if self._root is not None else "stopped"
@@ -378,7 +308,7 @@ class LocalSlurm:
             check=False,
         )
         if result.returncode != 0 or not key.exists():
-            raise _StartError(f"mungekey failed: {(result.stderr or result.stdout).strip()}", [])
+            raise StartError(f"mungekey failed: {(result.stderr or result.stdout).strip()}", [])
         key.chmod(0o600)
 
         prolog = root / "taskprolog.sh"
@@ -386,7 +316,7 @@ class LocalSlurm:
         prolog.chmod(0o755)
         (root / "plugstack.conf").write_text("")  # ignore /etc/slurm/plugstack.conf.d
 
-        ctld_port, *node_ports = _free_ports(1 + len(self.nodes))
+        ctld_port, *node_ports = free_ports(1 + len(self.nodes))
         self.cluster_name = f"dd{secrets.token_hex(4)}"
         host = socket.gethostname().split(".")[0] or "localhost"
         lines = [
@@ -438,45 +368,19 @@ class LocalSlurm:
         )
         self.conf_path.write_text("\n".join(lines) + "\n")
 
-    def _spawn(self, name: str, args: list[str]) -> subprocess.Popen[bytes]:
-        log = self.root / "log" / f"{name}.out"
+    def _start_daemon(self, name: str, args: list[str]) -> None:
         env = self._base_env()
         env[MARKER_VAR] = str(self.root)
-        with open(log, "ab") as out:
-            proc = subprocess.Popen(
-                [_which(args[0]) or args[0], *args[1:]],
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                env=env,
-                cwd=self.root,
-                start_new_session=True,
-                preexec_fn=_die_with_parent,
-            )
-        self._procs[name] = proc
-        return proc
+        command = [_which(args[0]) or args[0], *args[1:]]
+        self._spawn(name, command, env, self.root / "log" / f"{name}.out")
 
-    def _daemon_logs(self, name: str) -> tuple[Path, Path]:
-        """The daemon's own log file and the file holding its stdout/stderr."""
-        log_dir = self.root / "log"
-        return log_dir / f"{name}.log", log_dir / f"{name}.out"
+    def _log_files(self, name: str) -> list[Path]:
+        """The daemon's own log file, else the file holding its stdout/stderr."""
+        own, out = self.root / "log" / f"{name}.log", self.root / "log" / f"{name}.out"
+        return [own if own.exists() and own.stat().st_size else out]
 
-    def _check_alive(self) -> None:
-        for name, proc in self._procs.items():
-            code = proc.poll()
-            if code is not None:
-                raise _StartError(f"{name} exited with code {code}", [name])
-
-    def _wait(
-        self, what: str, ready: Callable[[], bool], deadline: float, daemons: list[str]
-    ) -> None:
-        while True:
-            self._check_alive()
-            if ready():
-                return
-            if time.monotonic() >= deadline:
-                raise _StartError(f"timed out waiting for {what}", daemons)
-            time.sleep(_POLL)
+    def _unavailable(self) -> str | None:
+        return unavailable_reason()
 
     def _client_ok(self, deadline: float, *args: str) -> str | None:
         remaining = deadline - time.monotonic()
@@ -496,62 +400,17 @@ class LocalSlurm:
     def start(self, timeout: float = 30.0) -> LocalSlurm:
         """Write the configuration, start all daemons and wait until every node is idle.
 
-        Parameters
-        ----------
-        timeout : float
-            Upper bound in seconds for the whole start-up (typically well under 1 s).
-
-        Returns
-        -------
-        LocalSlurm
-            ``self``, so that ``slurm = LocalSlurm().start()`` works.
-
-        Raises
-        ------
-        RuntimeError
-            When SLURM is unavailable here, the cluster is already started, or a daemon
-            fails or is not ready in time. Everything started is stopped and ``root``
-            removed first; the message ends with the tail of the relevant daemon logs.
+        ``timeout`` (seconds, for the whole start-up), the result (``self``, so that
+        ``slurm = LocalSlurm().start()`` works) and the ``RuntimeError`` on failure are
+        those of :meth:`DaemonHarness.start <daskdeploy.testing._harness.DaemonHarness.start>`.
         """
-        with self._lock:
-            if self._root is not None:
-                raise RuntimeError(f"{self!r} is already started")
-            reason = unavailable_reason()
-            if reason is not None:
-                raise RuntimeError(reason)
-            given = self._root_arg
-            if given is not None and given.exists() and any(given.iterdir()):
-                raise RuntimeError(f"root {str(given)!r} exists and is not empty")
-            deadline = time.monotonic() + timeout
-            attempt = 1
-            while True:
-                if given is None:
-                    self._root = Path(tempfile.mkdtemp(prefix="ddslurm-", dir="/tmp"))
-                else:
-                    given.mkdir(mode=0o711, parents=True, exist_ok=True)
-                    self._root = given
-                try:
-                    self._start(deadline)
-                except BaseException as exc:
-                    message = self._failure_message(exc)
-                    self.stop()
-                    if not isinstance(exc, Exception):
-                        raise
-                    # Another process may grab a port between picking and binding it.
-                    clash = "Address already in use" in message
-                    if clash and attempt < 3 and time.monotonic() < deadline:
-                        attempt += 1
-                        continue
-                    raise RuntimeError(message) from exc
-                self._owner_pid = os.getpid()
-                atexit.register(self._stop_at_exit)
-                return self
+        return super().start(timeout)
 
     def _start(self, deadline: float) -> None:
         root = self.root
         self._write_files()
         sock = root / "munge" / "munge.sock"
-        self._spawn(
+        self._start_daemon(
             "munged",
             [
                 "munged",
@@ -564,7 +423,7 @@ class LocalSlurm:
             ],
         )
         self._wait("munged's socket", sock.exists, deadline, ["munged"])
-        self._spawn("slurmctld", ["slurmctld", "-D", "-f", str(self.conf_path)])
+        self._start_daemon("slurmctld", ["slurmctld", "-D", "-f", str(self.conf_path)])
         self._wait(
             "slurmctld to answer `scontrol ping`",
             lambda: "is UP" in (self._client_ok(deadline, "scontrol", "ping") or ""),
@@ -573,25 +432,13 @@ class LocalSlurm:
         )
         slurmds = [f"slurmd-{node}" for node in self.nodes]
         for name, node in zip(slurmds, self.nodes, strict=True):
-            self._spawn(name, ["slurmd", "-D", "-f", str(self.conf_path), "-N", node])
+            self._start_daemon(name, ["slurmd", "-D", "-f", str(self.conf_path), "-N", node])
         self._wait(
             "all nodes to be idle in sinfo",
             lambda: self._nodes_idle(deadline),
             deadline,
             ["slurmctld", *slurmds],
         )
-
-    def _failure_message(self, exc: BaseException) -> str:
-        message = f"LocalSlurm failed to start: {exc}"
-        if self._root is None:
-            return message
-        daemons = exc.daemons if isinstance(exc, _StartError) else list(self._procs)
-        for name in daemons:
-            for path in self._daemon_logs(name):  # the daemon's log, else its stderr
-                if path.exists() and path.stat().st_size:
-                    message += f"\n--- last lines of {path.name} ---\n{_tail(path)}"
-                    break
-        return message
 
     # ------------------------------------------------------------------ stop
 
@@ -606,28 +453,14 @@ class LocalSlurm:
         bounded; it takes ~0.2 s when jobs end promptly on SIGTERM (a job ignoring SIGTERM
         is killed after ``KillWait=5`` s). Also runs at interpreter exit if not called.
         """
-        with self._lock:
-            root = self._root
-            if root is None and not self._procs:
-                return
-            atexit.unregister(self._stop_at_exit)
-            try:
-                self._shutdown(root)
-            finally:
-                self._procs = {}
-                if root is not None:
-                    shutil.rmtree(root, ignore_errors=True)
-                self._root = None
-
-    def _stop_at_exit(self) -> None:
-        if os.getpid() == self._owner_pid:  # not in a forked child that exits normally
-            self.stop()
+        super().stop()
 
     def _alive(self, name: str) -> bool:
         proc = self._procs.get(name)
         return proc is not None and proc.poll() is None
 
-    def _shutdown(self, root: Path | None) -> None:
+    def _shutdown(self) -> None:
+        root = self._root
         slurmds = [name for name in self._procs if name.startswith("slurmd-")]
         grace = 0.0  # without a `scontrol shutdown`, SIGTERM the daemons at once
         if root is not None and self._alive("slurmctld"):
@@ -653,15 +486,8 @@ class LocalSlurm:
         if root is not None:
             # slurmstepd's and job tasks are not our children (slurmd double-forks them):
             # give them a moment to finish on their own, then SIGKILL whatever is left.
-            _wait_not_running(_marked_pids(str(root)), timeout=2)
-            for _ in range(3):
-                left = _marked_pids(str(root))
-                if not left:
-                    break
-                for pid in left:
-                    with contextlib.suppress(OSError):
-                        os.kill(pid, signal.SIGKILL)
-                _wait_not_running(left, timeout=5)
+            wait_gone(_cluster_processes(root), 2.0, _POLL)
+            kill_processes(lambda: _cluster_processes(root), grace=0, kill_wait=5.0)
 
     @staticmethod
     def _reap(procs: list[subprocess.Popen[bytes]], grace: float, timeout: float = 5) -> None:
@@ -679,19 +505,6 @@ class LocalSlurm:
             while any(p.poll() is None for p in alive) and time.monotonic() < deadline:
                 time.sleep(_POLL)
 
-    # ------------------------------------------------------------------ context manager
-
-    def __enter__(self) -> LocalSlurm:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
 
 # --------------------------------------------------------------------------- command line
 
@@ -702,7 +515,8 @@ def main(argv: list[str] | None = None) -> None:
     Parameters
     ----------
     argv : list of str, optional
-        Command-line arguments; default ``sys.argv[1:]``.
+        Command-line arguments (``--nodes``, ``--cpus-per-node``, ``--memory-mb``,
+        ``--partition``; see ``--help``); default ``sys.argv[1:]``.
     """
     parser = argparse.ArgumentParser(
         prog="python -m daskdeploy.testing.slurm",
@@ -715,10 +529,6 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--partition", default="debug", help="partition name (default debug)")
     args = parser.parse_args(argv)
 
-    reason = unavailable_reason()
-    if reason is not None:
-        parser.exit(2, f"{parser.prog}: error: {reason}\n")
-
     def announce(cluster: LocalSlurm) -> list[str]:
         return [
             f"export SLURM_CONF={shlex.quote(str(cluster.conf_path))}",
@@ -727,7 +537,9 @@ def main(argv: list[str] | None = None) -> None:
             "`sbatch --wrap hostname; squeue`; Ctrl-C here stops the cluster.",
         ]
 
-    serve_until_signal(
+    serve(
+        parser,
+        unavailable_reason(),
         lambda: LocalSlurm(
             nodes=args.nodes,
             cpus_per_node=args.cpus_per_node,
@@ -735,7 +547,6 @@ def main(argv: list[str] | None = None) -> None:
             partition=args.partition,
         ).start(),
         announce,
-        LocalSlurm.stop,
     )
 
 

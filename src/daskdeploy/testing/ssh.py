@@ -24,7 +24,6 @@ up until Ctrl-C.
 from __future__ import annotations
 
 import argparse
-import atexit
 import contextlib
 import ipaddress
 import os
@@ -34,7 +33,6 @@ import secrets
 import selectors
 import shlex
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -42,20 +40,16 @@ import tempfile
 import threading
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Iterable
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
-from ._procs import POLL as _POLL
-from ._procs import ancestors as _ancestors
-from ._procs import die_with_parent as _die_with_parent
-from ._procs import proc_stat as _proc_stat
-from ._procs import search_path as _search_path
-from ._procs import serve_until_signal
-from ._procs import tail as _tail
-from ._procs import wait_not_running as _wait_not_running
-from ._procs import which as _which
+from ..processes import same_process, start_ticks
+from . import _system
+from ._harness import DaemonHarness, StartError, serve
+from ._system import find_processes, free_ports, kill_processes
+from ._system import search_path as _search_path
+from ._system import which as _which
 
 __all__ = ["MARKER_VAR", "LocalSSHHosts", "cleanup_stale", "main", "unavailable_reason"]
 
@@ -116,25 +110,22 @@ def unavailable_reason() -> str | None:
         ``None`` when :meth:`LocalSSHHosts.start` can work here; otherwise one sentence
         naming what is missing (Linux, root, or which programs) and how to install it.
     """
-    if not sys.platform.startswith("linux"):
-        return f"Local SSH hosts need Linux (this is {sys.platform})."
-    problems = []
-    if os.geteuid() != 0:
-        problems.append(f"it must run as root (this process runs as uid {os.geteuid()})")
-    missing = [name for name in REQUIRED_BINARIES if _which(name) is None]
-    if missing:
-        problems.append(
-            f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} missing "
-            '(install with "apt-get install openssh-server iproute2")'
-        )
-    if os.geteuid() == 0 and _root_password_locked():
-        problems.append(
+
+    def locked_root() -> list[str]:
+        if os.geteuid() != 0 or not _root_password_locked():
+            return []
+        return [
             "root's password is locked ('!' in /etc/shadow), so sshd without PAM refuses "
             "root logins (unlock with \"usermod -p '*' root\")"
-        )
-    if not problems:
-        return None
-    return "Local SSH hosts cannot be started here: " + "; ".join(problems) + "."
+        ]
+
+    return _system.unavailable_reason(
+        "Local SSH hosts",
+        f"Local SSH hosts need Linux (this is {sys.platform}).",
+        REQUIRED_BINARIES,
+        "apt-get install openssh-server iproute2",
+        locked_root,
+    )
 
 
 # --------------------------------------------------------------------------- processes
@@ -142,9 +133,7 @@ def unavailable_reason() -> str | None:
 
 def _free_port() -> int:
     """Pick a free TCP port on 127.0.0.1."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    return free_ports(1)[0]
 
 
 def _used_networks(table: str = "all") -> list[ipaddress.IPv4Network]:
@@ -177,90 +166,46 @@ def _pick_subnet() -> ipaddress.IPv4Network:
         net = ipaddress.IPv4Network(f"10.{rng.randint(low, high)}.{rng.randint(0, 255)}.0/24")
         if not any(net.overlaps(other) for other in used):
             return net
-    raise _StartError(f"found no free /24 in 10.{low}.0.0/16 ... 10.{high}.0.0/16", [])
+    raise StartError(f"found no free /24 in 10.{low}.0.0/16 ... 10.{high}.0.0/16", [])
 
 
-def _process_start_time(pid: int) -> str | None:
-    """Return the start time of ``pid`` (clock ticks after boot), or None when it is gone."""
+def _namespace_pids(namespaces: Iterable[str]) -> set[int]:
+    """Pids of the processes in the named network namespaces (``ip netns pids``).
+
+    psutil knows nothing of namespaces; ``ip`` compares every process's network namespace
+    with ``/run/netns/NAME``. A namespace that does not exist (any more) has none.
+    """
+    lines = "".join(f"netns pids {ns}\n" for ns in namespaces)
+    if not lines:
+        return set()
     try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            stat = f.read()
-        return stat[stat.rindex(b")") + 2 :].split()[19].decode()
-    except (OSError, ValueError, IndexError):
-        return None
+        result = subprocess.run(
+            [_which("ip") or "ip", "-force", "-batch", "-"],
+            input=lines,
+            capture_output=True,
+            text=True,
+            timeout=15,
+            check=False,
+        )
+    except (subprocess.TimeoutExpired, OSError):
+        return set()
+    return {int(word) for word in result.stdout.split() if word.isdigit()}
 
 
 def _find_processes(
-    root: Path | None, ns_inodes: set[int], tree_root: int | None
+    root: Path | None, namespaces: Iterable[str], tree_root: int | None
 ) -> dict[int, str]:
     """Running processes of the hosts living in ``root``: ``{pid: arguments}``.
 
-    Those are processes in a network namespace whose inode is in ``ns_inodes``, processes
-    whose environment carries ``MARKER_VAR=root``, and ``tree_root`` (the loopback sshd)
-    with all its descendants; never this process or its ancestors.
+    Those are processes in one of the network namespaces ``namespaces``, processes whose
+    environment carries ``MARKER_VAR=root``, and ``tree_root`` (the loopback sshd) with
+    all its descendants; never this process or its ancestors.
     """
-    marker = f"{MARKER_VAR}={root}".encode() if root is not None else None
-    skip = _ancestors()
-    parents: dict[int, int] = {}
-    mine: set[int] = set()
-    args_of: dict[int, str] = {}
-    try:
-        entries = os.listdir("/proc")
-    except OSError:
-        return {}
-    for entry in entries:
-        if not entry.isdigit():
-            continue
-        pid = int(entry)
-        stat = _proc_stat(pid)
-        if stat is None or stat[0] in ("Z", "X"):
-            continue
-        parents[pid] = stat[1]
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                args = f.read()
-            args_of[pid] = args.rstrip(b"\0").replace(b"\0", b" ").decode(errors="replace")
-            if ns_inodes and os.stat(f"/proc/{pid}/ns/net").st_ino in ns_inodes:
-                mine.add(pid)
-                continue
-            if marker is not None:
-                with open(f"/proc/{pid}/environ", "rb") as f:
-                    if marker in f.read().split(b"\0"):
-                        mine.add(pid)
-        except OSError:
-            continue
-    if tree_root is not None and tree_root in parents:
-        roots = {tree_root}
-        for pid in parents:  # walk up the parent links; a chain ending in roots is ours
-            seen = []
-            current = pid
-            while current in parents and current not in roots and current not in seen:
-                seen.append(current)
-                current = parents[current]
-            if current in roots:
-                roots.update(seen)
-        mine |= roots
-    return {pid: args_of.get(pid, "") for pid in mine if pid not in skip and pid in parents}
-
-
-def _kill_processes(find: Callable[[], list[int]], grace: float) -> None:
-    """SIGTERM what ``find()`` returns, SIGKILL it after ``grace`` s; up to three rounds.
-
-    Every round looks again, for processes started meanwhile; every wait is bounded.
-    """
-    for _ in range(3):
-        pids = find()
-        if not pids:
-            return
-        for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 3.0)):
-            if not wait and sig == signal.SIGTERM:
-                continue
-            for pid in pids:
-                with contextlib.suppress(OSError):
-                    os.kill(pid, sig)
-            pids = _wait_not_running(pids, wait)
-            if not pids:
-                break
+    return find_processes(
+        marker=(MARKER_VAR, str(root)) if root is not None else None,
+        members=_namespace_pids(namespaces),
+        trees=[tree_root] if tree_root is not None else [],
+    )
 
 
 def _delete_network(links: list[str], namespaces: list[str]) -> None:
@@ -306,13 +251,9 @@ def cleanup_stale(directory: str | os.PathLike[str] = "/tmp") -> list[Path]:
             owner, started, namespaces, links = _read_owner(owner_file)
         except (OSError, ValueError):
             continue
-        if _process_start_time(owner) == started:
+        if same_process(owner, started):
             continue  # its owner lives
-        inodes = set()
-        for ns in namespaces:
-            with contextlib.suppress(OSError):
-                inodes.add(os.stat(f"{_NETNS_DIR}/{ns}").st_ino)
-        _kill_processes(lambda r=root, i=inodes: list(_find_processes(r, i, None)), grace=0)
+        kill_processes(lambda r=root, n=namespaces: _find_processes(r, n, None), grace=0)
         _delete_network(links, namespaces)
         shutil.rmtree(root, ignore_errors=True)
         cleaned.append(root)
@@ -322,24 +263,18 @@ def cleanup_stale(directory: str | os.PathLike[str] = "/tmp") -> list[Path]:
 def _write_owner(root: Path, namespaces: list[str], links: list[str]) -> None:
     """Record this process as the owner of ``root`` and what to delete when it is gone."""
     pid = os.getpid()
-    text = f"{pid} {_process_start_time(pid)}\n{' '.join(namespaces)}\n{' '.join(links)}\n"
+    text = f"{pid} {start_ticks(pid)}\n{' '.join(namespaces)}\n{' '.join(links)}\n"
     tmp = root / f"{_OWNER_FILE}.tmp"
     tmp.write_text(text)
     tmp.replace(root / _OWNER_FILE)
 
 
-def _read_owner(path: Path) -> tuple[int, str, list[str], list[str]]:
+def _read_owner(path: Path) -> tuple[int, int | None, list[str], list[str]]:
+    """Owner pid and start ticks (None if unknown), namespaces and links of a root."""
     owner, namespaces, links = [*path.read_text().splitlines(), "", ""][:3]
     pid, started = owner.split()
-    return int(pid), started, namespaces.split(), links.split()
-
-
-class _StartError(Exception):
-    """A start-up step failed; the logs of the sshd's named in ``daemons`` explain it."""
-
-    def __init__(self, message: str, daemons: list[str]):
-        super().__init__(message)
-        self.daemons = daemons
+    ticks = None if started == "None" else int(started)
+    return int(pid), ticks, namespaces.split(), links.split()
 
 
 class _SilentListener:
@@ -381,7 +316,7 @@ class _SilentListener:
 # --------------------------------------------------------------------------- hosts
 
 
-class LocalSSHHosts:
+class LocalSSHHosts(DaemonHarness):
     """SSH hosts on this machine: one ``sshd`` per network namespace, plus one on loopback.
 
     The namespaces hang off a bridge ``ddb<hex8>`` in the machine's own namespace, which
@@ -443,6 +378,13 @@ class LocalSSHHosts:
     #: Name of the (only) network interface inside every namespace.
     interface = INTERFACE
 
+    _label = "LocalSSHHosts"
+    _not_started = "the LocalSSHHosts are not started"
+    _root_prefix = "ddssh-"
+    _daemon_title = "sshd for {name}"
+    # Another process may grab the port, or pick the same subnet, meanwhile.
+    _clashes = ("Address already in use", "subnet clash")
+
     def __init__(
         self,
         namespaces: int = 3,
@@ -453,7 +395,7 @@ class LocalSSHHosts:
             raise ValueError(f"namespaces must be between 0 and {_MAX_NAMESPACES}")
         if namespaces == 0 and not loopback:
             raise ValueError("nothing to start: namespaces=0 and loopback=False")
-        self._root_arg = Path(os.path.abspath(root)) if root is not None else None
+        super().__init__(root)  # self._procs: by "loopback" or namespace name
         if self._root_arg is not None and re.search(r'[\s%"]', str(self._root_arg)):
             raise ValueError(f'root {str(self._root_arg)!r} must not contain whitespace, % or "')
         self._count = namespaces
@@ -464,21 +406,9 @@ class LocalSSHHosts:
         self.network: str | None = None
         self._bridge: str | None = None
         self._veths: list[str] = []
-        self._ns_inodes: set[int] = set()
-        self._root: Path | None = None
-        self._procs: dict[str, subprocess.Popen[bytes]] = {}  # "loopback" or namespace name
         self._silent: _SilentListener | None = None
-        self._owner_pid = os.getpid()
-        self._lock = threading.RLock()
 
     # ------------------------------------------------------------------ properties
-
-    @property
-    def root(self) -> Path:
-        """The directory holding keys, configuration and logs of the running hosts."""
-        if self._root is None:
-            raise RuntimeError("the LocalSSHHosts are not started")
-        return self._root
 
     @property
     def client_key(self) -> Path:
@@ -494,11 +424,6 @@ class LocalSSHHosts:
     def all_hosts(self) -> list[str]:
         """:attr:`hosts` followed by :attr:`loopback` when there is one."""
         return [*self.hosts, *([self.loopback] if self.loopback and self._root else [])]
-
-    @property
-    def running(self) -> bool:
-        """True between a successful :meth:`start` and :meth:`stop`."""
-        return self._root is not None and bool(self._procs)
 
     def __repr__(self) -> str:
         where = f"port={self.port} {self._root}" if self._root is not None else "stopped"
@@ -648,7 +573,7 @@ class LocalSSHHosts:
         loopback = self._procs.get("loopback")
         return _find_processes(
             self._root,
-            self._ns_inodes,
+            self.namespaces,
             loopback.pid if loopback is not None and loopback.poll() is None else None,
         )
 
@@ -663,60 +588,23 @@ class LocalSSHHosts:
         with a :class:`RuntimeWarning`). Leftovers of processes that died without stopping
         their hosts are removed first (:func:`cleanup_stale`).
 
-        Parameters
-        ----------
-        timeout : float
-            Upper bound in seconds for the whole start-up (typically well under 1 s).
-
-        Returns
-        -------
-        LocalSSHHosts
-            ``self``, so that ``hosts = LocalSSHHosts().start()`` works.
-
-        Raises
-        ------
-        RuntimeError
-            When local SSH hosts are unavailable here, already started, or something fails
-            or is not ready in time. Everything started is stopped and removed first; the
-            message ends with the tail of the relevant ``sshd`` logs.
+        ``timeout`` (seconds, for the whole start-up), the result (``self``, so that
+        ``hosts = LocalSSHHosts().start()`` works) and the ``RuntimeError`` on failure are
+        those of :meth:`DaemonHarness.start <daskdeploy.testing._harness.DaemonHarness.start>`.
         """
-        with self._lock:
-            if self._root is not None:
-                raise RuntimeError(f"{self!r} is already started")
-            reason = unavailable_reason()
-            if reason is not None:
-                raise RuntimeError(reason)
-            given = self._root_arg
-            if given is not None and given.exists() and any(given.iterdir()):
-                raise RuntimeError(f"root {str(given)!r} exists and is not empty")
-            deadline = time.monotonic() + timeout
-            with contextlib.suppress(OSError):
-                cleanup_stale()
-            attempt = 1
-            while True:
-                if given is None:
-                    self._root = Path(tempfile.mkdtemp(prefix="ddssh-", dir="/tmp"))
-                else:
-                    given.mkdir(mode=0o700, parents=True, exist_ok=True)
-                    self._root = given
-                self._root.chmod(0o700)
-                _write_owner(self._root, [], [])
-                atexit.register(self._stop_at_exit)
-                try:
-                    self._start(deadline)
-                except BaseException as exc:
-                    message = self._failure_message(exc)
-                    self.stop()
-                    if not isinstance(exc, Exception):
-                        raise
-                    # Another process may grab the port, or pick the same subnet, meanwhile.
-                    clash = "Address already in use" in message or "subnet clash" in message
-                    if clash and attempt < 3 and time.monotonic() < deadline:
-                        attempt += 1
-                        continue
-                    raise RuntimeError(message) from exc
-                self._owner_pid = os.getpid()
-                return self
+        return super().start(timeout)
+
+    def _unavailable(self) -> str | None:
+        return unavailable_reason()
+
+    def _make_root(self, given: Path | None) -> Path:
+        """Remove what dead owners left (:func:`cleanup_stale`), then make a 0700 root."""
+        with contextlib.suppress(OSError):
+            cleanup_stale()
+        root = super()._make_root(given)
+        root.chmod(0o700)
+        _write_owner(root, [], [])
+        return root
 
     def _run(
         self, args: list[str], deadline: float, what: str, stdin: str | None = None
@@ -733,10 +621,10 @@ class LocalSSHHosts:
                 check=False,
             )
         except subprocess.TimeoutExpired:
-            raise _StartError(f"{what} timed out", []) from None
+            raise StartError(f"{what} timed out", []) from None
         if result.returncode != 0:
             detail = (result.stderr or result.stdout).strip()
-            raise _StartError(f"{what} failed (code {result.returncode}): {detail}", [])
+            raise StartError(f"{what} failed (code {result.returncode}): {detail}", [])
         return result
 
     def _start(self, deadline: float) -> None:
@@ -779,7 +667,7 @@ class LocalSSHHosts:
             targets.append(("loopback", [], self.loopback))
         for name, prefix, _ in targets:
             config, log = root / f"sshd-{name}.conf", root / "log" / f"sshd-{name}.log"
-            self._spawn(name, [*prefix, sshd, "-D", "-f", str(config), "-E", str(log)])
+            self._start_sshd(name, [*prefix, sshd, "-D", "-f", str(config), "-E", str(log)])
         for name, _, host in targets:
             self._wait_accepting(name, host, deadline)
         self._check_logins(deadline)
@@ -814,7 +702,6 @@ class LocalSSHHosts:
             stdin="\n".join(lines) + "\n",
         )
         for ns, host in zip(self.namespaces, self.hosts, strict=True):
-            self._ns_inodes.add(os.stat(f"{_NETNS_DIR}/{ns}").st_ino)
             inner = [
                 "link set lo up",
                 f"addr add {host}/{inet} dev {INTERFACE}",
@@ -829,7 +716,7 @@ class LocalSSHHosts:
         # A concurrent instance may have picked the same subnet between check and use.
         routes = [n for n in _used_networks("main") if n.overlaps(net)]
         if len(routes) != 1:
-            raise _StartError(f"subnet clash: {net} is routed more than once", [])
+            raise StartError(f"subnet clash: {net} is routed more than once", [])
 
     def _sshd_config(self, name: str, listen: str, penalties: bool) -> str:
         root = self.root
@@ -889,43 +776,24 @@ class LocalSSHHosts:
                 path.write_text(self._sshd_config(name, listen, penalties))
                 result = subprocess.run(check, capture_output=True, text=True, timeout=15)
             if result.returncode != 0:
-                raise _StartError(f"sshd -t rejects {path}: {result.stderr.strip()}", [])
+                raise StartError(f"sshd -t rejects {path}: {result.stderr.strip()}", [])
 
-    def _spawn(self, name: str, args: list[str]) -> None:
-        out = self.root / "log" / f"sshd-{name}.out"
+    def _start_sshd(self, name: str, args: list[str]) -> None:
         env = dict(os.environ, PATH=_search_path())
-        with open(out, "ab") as f:
-            self._procs[name] = subprocess.Popen(
-                args,
-                stdin=subprocess.DEVNULL,
-                stdout=f,
-                stderr=subprocess.STDOUT,
-                env=env,
-                cwd=self.root,
-                start_new_session=True,
-                preexec_fn=_die_with_parent,
-            )
-
-    def _check_alive(self) -> None:
-        for name, proc in self._procs.items():
-            code = proc.poll()
-            if code is not None:
-                raise _StartError(f"sshd for {name} exited with code {code}", [name])
+        self._spawn(name, args, env, self.root / "log" / f"sshd-{name}.out")
 
     def _wait_accepting(self, name: str, host: str, deadline: float) -> None:
         """Wait until ``host:port`` greets with an SSH banner (not just accepts TCP)."""
-        while True:
-            self._check_alive()
+
+        def greets() -> bool:
             try:
                 with socket.create_connection((host, self.port), timeout=0.5) as sock:
                     sock.settimeout(max(0.2, min(2.0, deadline - time.monotonic())))
-                    if sock.recv(64).startswith(b"SSH-"):
-                        return
+                    return sock.recv(64).startswith(b"SSH-")
             except OSError:
-                pass
-            if time.monotonic() >= deadline:
-                raise _StartError(f"timed out waiting for sshd on {host}:{self.port}", [name])
-            time.sleep(_POLL)
+                return False
+
+        self._wait(f"sshd on {host}:{self.port}", greets, deadline, [name])
 
     def _login_probes(self) -> list[tuple[str, list[str]]]:
         """``ssh ... true`` command lines: to every host, and from one namespace to another.
@@ -1001,7 +869,7 @@ class LocalSSHHosts:
                 " (this machine reaches every host but the namespaces do not reach each "
                 "other: does a firewall drop bridged traffic?)"
             )
-        raise _StartError(f"SSH logins failed: {detail}", list(self._procs))
+        raise StartError(f"SSH logins failed: {detail}", list(self._procs))
 
     @staticmethod
     def _unblock_bridge() -> bool:
@@ -1027,19 +895,9 @@ class LocalSSHHosts:
         )
         return True
 
-    def _failure_message(self, exc: BaseException) -> str:
-        message = f"LocalSSHHosts failed to start: {exc}"
-        if self._root is None:
-            return message
-        daemons = exc.daemons if isinstance(exc, _StartError) else list(self._procs)
-        for name in daemons:
-            for path in (
-                self._root / "log" / f"sshd-{name}.log",
-                self._root / "log" / f"sshd-{name}.out",
-            ):
-                if path.exists() and path.stat().st_size:
-                    message += f"\n--- last lines of {path.name} ---\n{_tail(path)}"
-        return message
+    def _log_files(self, name: str) -> list[Path]:
+        """The log of sshd ``name`` and the file holding its stdout/stderr."""
+        return [self.root / "log" / f"sshd-{name}.log", self.root / "log" / f"sshd-{name}.out"]
 
     # ------------------------------------------------------------------ stop
 
@@ -1052,28 +910,18 @@ class LocalSSHHosts:
         veths, the bridge and the namespaces go, and the silent port closes. Idempotent,
         every wait is bounded; also runs at interpreter exit if not called.
         """
-        with self._lock:
-            if self._root is None and not self._procs and not self.namespaces:
-                return
-            atexit.unregister(self._stop_at_exit)
-            try:
-                self._shutdown()
-            finally:
-                if self._root is not None:
-                    shutil.rmtree(self._root, ignore_errors=True)
-                self._root = None
-                self._procs = {}
-                self.hosts = []
-                self.namespaces = []
-                self._veths = []
-                self._bridge = None
-                self._ns_inodes = set()
-                self.network = None
-                self.port = 0
+        super().stop()
 
-    def _stop_at_exit(self) -> None:
-        if os.getpid() == self._owner_pid:  # not in a forked child that exits normally
-            self.stop()
+    def _has_state(self) -> bool:
+        return super()._has_state() or bool(self.namespaces)
+
+    def _forget(self) -> None:
+        self.hosts = []
+        self.namespaces = []
+        self._veths = []
+        self._bridge = None
+        self.network = None
+        self.port = 0
 
     def _shutdown(self) -> None:
         if self._silent is not None:
@@ -1087,25 +935,12 @@ class LocalSSHHosts:
             pids = set(self._harness_processes())
             return sorted(pids | {p.pid for p in own if p.poll() is None})
 
-        _kill_processes(find, grace=_TERM_GRACE)
+        kill_processes(find, grace=_TERM_GRACE)
         for proc in own:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=1)
         links = [*self._veths, *([self._bridge] if self._bridge else [])]
         _delete_network(links, self.namespaces)
-
-    # ------------------------------------------------------------------ context manager
-
-    def __enter__(self) -> LocalSSHHosts:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 # --------------------------------------------------------------------------- command line
@@ -1117,7 +952,8 @@ def main(argv: list[str] | None = None) -> None:
     Parameters
     ----------
     argv : list of str, optional
-        Command-line arguments; default ``sys.argv[1:]``.
+        Command-line arguments (``--namespaces``, ``--no-loopback``; see ``--help``);
+        default ``sys.argv[1:]``.
     """
     parser = argparse.ArgumentParser(
         prog="python -m daskdeploy.testing.ssh",
@@ -1130,10 +966,6 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--no-loopback", action="store_true", help="no sshd on 127.0.0.1")
     args = parser.parse_args(argv)
-
-    reason = unavailable_reason()
-    if reason is not None:
-        parser.exit(2, f"{parser.prog}: error: {reason}\n")
 
     def announce(hosts: LocalSSHHosts) -> list[str]:
         example = [
@@ -1155,10 +987,11 @@ def main(argv: list[str] | None = None) -> None:
             "default route; Ctrl-C here stops the hosts.",
         ]
 
-    serve_until_signal(
+    serve(
+        parser,
+        unavailable_reason(),
         lambda: LocalSSHHosts(namespaces=args.namespaces, loopback=not args.no_loopback).start(),
         announce,
-        LocalSSHHosts.stop,
     )
 
 
