@@ -137,14 +137,6 @@ def _parse_owner(tag: str) -> tuple[str | None, int | None, int | None]:
     return host or None, pid, int(ticks_text) if ticks_text.isdigit() else None
 
 
-def _command_line(pid: int) -> str:
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as handle:
-            return handle.read().replace(b"\0", b" ").decode(errors="replace").strip()
-    except OSError:
-        return ""
-
-
 def tagged_processes(only: str | None = None) -> dict[str, list[TaggedProcess]]:
     """This user's running processes that carry a deployment tag, by deployment id.
 
@@ -163,7 +155,7 @@ def tagged_processes(only: str | None = None) -> dict[str, list[TaggedProcess]]:
             continue
         host, owner_pid, owner_start = _parse_owner(environment.get(OWNER_VARIABLE, ""))
         found.setdefault(deployment_id, []).append(
-            TaggedProcess(pid, _command_line(pid), host, owner_pid, owner_start)
+            TaggedProcess(pid, processes.command_line(pid), host, owner_pid, owner_start)
         )
     return found
 

@@ -59,8 +59,8 @@ def process_usage() -> dict[str, Any]:
     dict
         ``pid``, ``host``, ``cpu_seconds`` (user + system since the process started),
         ``peak_memory`` (bytes, the high-water mark of resident memory), ``time``, and
-        ``host_cpu`` (busy and total clock ticks of the whole machine so far, Linux only,
-        else ``None``) with ``host_cores``.
+        ``host_cpu`` (busy and total CPU seconds of the whole machine so far, as psutil
+        reports them; ``None`` where it cannot tell) with ``host_cores``.
     """
     import os
     import resource
@@ -71,12 +71,15 @@ def process_usage() -> dict[str, Any]:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     scale = 1 if sys.platform == "darwin" else 1024  # Linux reports KiB, macOS bytes
     host_cpu = None
-    try:  # Linux: CPU time of the whole machine, to tell how busy other processes kept it
-        with open("/proc/stat") as stat:
-            ticks = [int(value) for value in stat.readline().split()[1:]]
-        idle = ticks[3] + (ticks[4] if len(ticks) > 4 else 0)
-        host_cpu = (sum(ticks[:8]) - idle, sum(ticks[:8]))
-    except (OSError, ValueError, IndexError):
+    try:  # CPU time of the whole machine, to tell how busy other processes kept it
+        import psutil  # installed with distributed
+
+        times = psutil.cpu_times()
+        fields = ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal")
+        total = sum(getattr(times, name, 0.0) for name in fields)
+        idle = times.idle + getattr(times, "iowait", 0.0)
+        host_cpu = (total - idle, total)
+    except Exception:  # no psutil, or a platform where it cannot tell
         pass
     return {
         "pid": os.getpid(),
