@@ -17,6 +17,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 
 import daskdeploy.testing.ssh as ssh_harness
@@ -52,10 +53,9 @@ def hosts() -> Iterator[LocalSSHHosts]:
 
 def _running(pid: int) -> bool:
     try:
-        stat = Path(f"/proc/{pid}/stat").read_bytes()
-    except OSError:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
         return False
-    return stat[stat.rindex(b")") + 2 :].split()[0] not in (b"Z", b"X")
 
 
 def _netns_names() -> set[str]:
@@ -71,15 +71,15 @@ def _link_names() -> set[str]:
 def _processes_mentioning(text: str) -> list[int]:
     """Running processes with ``text`` in their arguments (sshd's carry the root path)."""
     found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit() or int(entry) == os.getpid():
+    for process in psutil.process_iter():
+        if process.pid == os.getpid():
             continue
         try:
-            args = Path("/proc", entry, "cmdline").read_bytes().replace(b"\0", b" ")
-        except OSError:
+            args = " ".join(process.cmdline())
+        except psutil.Error:
             continue
-        if text.encode() in args and _running(int(entry)):
-            found.append(int(entry))
+        if text in args and _running(process.pid):
+            found.append(process.pid)
     return found
 
 
