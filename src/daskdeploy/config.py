@@ -3,8 +3,11 @@
 daskdeploy keeps its settings in the ``daskdeploy`` section of dask's configuration, so
 everything dask config offers works: YAML files in the dask config directories,
 ``DASK_DASKDEPLOY__LOCAL__WORKERS=4`` style environment variables and
-``dask.config.set``. The packaged defaults (``daskdeploy.yaml`` beside this module) are
-registered lazily, the first time daskdeploy needs them, never at import time.
+``dask.config.set``. The packaged defaults are registered lazily, the first time
+daskdeploy needs them, never at import time: the shared ones in ``daskdeploy.yaml`` beside
+this module, and each backend's own in a YAML file beside the backend's module
+(``backends/local.yaml``, ``backends/<platform>/backend.yaml``, ...; see
+:func:`defaults_beside`).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from .errors import ConfigError, UnknownBackendError
 __all__ = [
     "BACKEND_ENV_VAR",
     "backend_section",
+    "defaults_beside",
     "ensure_defaults",
     "packaged_defaults",
     "requested_backend",
@@ -33,12 +37,49 @@ _NOT_BACKENDS = ("backend", "profiles", "common")
 _registered_backend_defaults: dict[str, dict[str, Any]] = {}
 
 
+def defaults_beside(target: str) -> dict[str, Any]:
+    """The packaged defaults of a backend: the YAML file beside its module, if any.
+
+    ``"pkg.module:Class"`` reads ``pkg/module.yaml``, a mapping of option names to
+    values. Finding it imports the module's parent packages, not the module itself.
+
+    Raises
+    ------
+    ConfigError
+        When the file is not a mapping.
+    """
+    import importlib.util
+
+    import yaml
+
+    module = target.partition(":")[0]
+    spec = importlib.util.find_spec(module)
+    if spec is None or not spec.origin:
+        return {}
+    path = Path(spec.origin).with_suffix(".yaml")
+    if not path.is_file():
+        return {}
+    with path.open(encoding="utf-8") as stream:
+        defaults = yaml.safe_load(stream) or {}
+    if not isinstance(defaults, dict):
+        raise ConfigError(
+            f"{path} must be a mapping of option names to default values, got "
+            f"{type(defaults).__name__}. Reinstall the package that provides {target}."
+        )
+    return defaults
+
+
 @cache
 def _packaged_yaml() -> dict[str, Any]:
     import yaml
 
+    from .registry import BUILTIN_BACKENDS
+
     with PACKAGED_DEFAULTS_FILE.open(encoding="utf-8") as stream:
-        return yaml.safe_load(stream)["daskdeploy"]
+        packaged = yaml.safe_load(stream)["daskdeploy"]
+    for name, target in BUILTIN_BACKENDS.items():
+        packaged[name] = defaults_beside(target)
+    return packaged
 
 
 def common_defaults() -> dict[str, Any]:

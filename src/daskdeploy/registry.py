@@ -97,9 +97,10 @@ def _load(name: str) -> Backend:
     if not isinstance(backend, Backend):
         raise TypeError(f"{target} is not a daskdeploy.backends.base.Backend")
     if name not in BUILTIN_BACKENDS:
-        from .config import register_backend_defaults
+        from .config import defaults_beside, register_backend_defaults
 
-        register_backend_defaults(name, backend.defaults or {})
+        defaults = backend.defaults if backend.defaults is not None else defaults_beside(target)
+        register_backend_defaults(name, defaults)
     return backend
 
 

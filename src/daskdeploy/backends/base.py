@@ -245,9 +245,11 @@ class Backend(abc.ABC):
     Subclasses set :attr:`name`, :attr:`kind`, :attr:`summary` and :attr:`extra_options`
     and implement :meth:`start`. Module-level imports of heavy optional packages are not
     allowed: import them inside :meth:`start` (and check for them in :meth:`available`).
-    Third-party backends register a subclass under the entry point group
-    ``daskdeploy.backends`` and set :attr:`defaults` for their own options (the shared
-    options default to the packaged ``common`` values).
+    Backends register a subclass under the entry point group ``daskdeploy.backends``
+    (the built-ins are listed in :mod:`daskdeploy.registry`). Their options' defaults
+    come from :attr:`defaults`, else from a YAML file beside the backend's module
+    (``mybackend.py`` → ``mybackend.yaml``, as the built-ins do); the shared options
+    default to the packaged ``common`` values.
     """
 
     name: ClassVar[str]
