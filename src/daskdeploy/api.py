@@ -69,8 +69,8 @@ class Plan:
     def check(self) -> str | None:
         """Ask the resource manager whether it would accept this deployment.
 
-        Starts and submits nothing (for SLURM: ``sbatch --test-only``). Returns its
-        answer, or ``None`` when the backend has nothing to ask.
+        Starts and submits nothing (a batch system is asked with a test submission).
+        Returns its answer, or ``None`` when the backend has nothing to ask.
 
         Raises
         ------

@@ -208,7 +208,7 @@ def environ(pid: int) -> dict[str, str]:
 
     On Linux this is the environment at ``exec``: later changes a process makes to its own
     environment are not visible, but its children inherit them. A process that wrote its
-    title over its environment block (``setproctitle``; ``slurmstepd`` does) shows an
+    title over its environment block (``setproctitle``, as some daemons do) shows an
     empty one, since psutil stops at the first empty entry; the Python and Dask processes
     a deployment tags do not do that. See the module's notes for the platforms where it
     is always empty.

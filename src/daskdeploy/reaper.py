@@ -2,8 +2,8 @@
 
 A deployment is torn down by its owner process (close, end of the script, an exception,
 Ctrl-C, SIGTERM). Killed with SIGKILL (``kill -9``, the out-of-memory killer), the owner
-can do nothing: its worker processes, SLURM jobs and remote processes would be left to
-time out on their own (SLURM workers after ``death_timeout``), and its files would stay.
+can do nothing: its worker processes, batch jobs and remote processes would be left to
+time out on their own (workers after ``death_timeout``), and its files would stay.
 
 So each deployment starts a reaper next to it: ``python -S -I -c <script>`` in its own
 session (out of reach of signals sent to the owner's process group), holding the reading

@@ -20,7 +20,7 @@ MIN_WORKER_MEMORY = 256 * _MIB
 
 @dataclass(frozen=True)
 class TaskLayout:
-    """The Dask workers one task (a SLURM task, an MPI rank) runs.
+    """The Dask workers one task (a batch-system task, an MPI rank) runs.
 
     Attributes
     ----------
@@ -103,7 +103,7 @@ def task_layout(
     memory
         Memory limit per worker process the user asked for, or ``None``.
     unit
-        What a task is called in :attr:`TaskLayout.reason` (e.g. ``"SLURM task"``).
+        What a task is called in :attr:`TaskLayout.reason` (e.g. ``"MPI rank"``).
 
     Returns
     -------

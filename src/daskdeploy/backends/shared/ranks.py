@@ -13,7 +13,7 @@ backend under ``mpiexec``) start N copies of the same script. When they call
 How many workers a worker rank runs, with how many threads, is its
 :class:`~daskdeploy.backends.shared.layout.TaskLayout`: one worker in the rank's own process, or,
 when
-the rank has several CPUs (a SLURM task of ``--cpus-per-task`` N), N single-threaded
+the rank has several CPUs (a task given N CPUs), N single-threaded
 worker processes under nannies in the rank.
 
 The backends differ only in how the ranks find the scheduler (a scheduler file, or an
