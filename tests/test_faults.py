@@ -4,8 +4,10 @@ Every test of the fault suite, here or in another module, carries
 ``@pytest.mark.fault(case, backend)``; ``pytest -m fault`` runs them all, and every run
 that includes some ends with their table (``tests/conftest.py``): case x backend, passed,
 failed, xfailed (a known bug, named) or skipped, the longest time measured, and the line
-``fault suite: N cases, P passed, F failed, X xfailed, S skipped``. Which test covers
-which cell:
+``fault suite: N cases, P passed, F failed, X xfailed, S skipped``; the plugin is
+``daskdeploy.testing.faults``, with a column per registered backend. The contract suite
+(``test_contract.py``, every backend including the docs' example) adds a ``kill -9 of
+the client`` and a ``bad input`` case per backend. Which test covers which cell:
 
 ================= ============== ============== ============== ============== ============
 case              local          slurm          allocation     ssh            mpi
@@ -16,10 +18,12 @@ walltime expiry   n/a [2]        here,          n/a [4]        n/a [2]        n/
                                  test_slurm
 SIGINT to run     test_cleanup   test_slurm     here           test_ssh       test_mpi
 SIGTERM to run    test_cleanup   here           here           here           test_mpi
-kill -9 of client test_ls_clean. test_ls_clean. here [5]       test_ls_clean. n/a [1]
-                                                               test_ssh
+kill -9 of client test_ls_clean. test_ls_clean. here [5],      test_ls_clean. contract [1]
+                  contract       contract       contract       test_ssh,
+                                                               contract
 two at once       here           here           here           here           here
-bad inputs        test_bad_inputs (89 cases: API and CLI, under the backend they concern)
+bad inputs        test_bad_inputs (89 cases: API and CLI, under the backend they concern),
+                  contract (per backend: an unknown option, a bad value)
 ================= ============== ============== ============== ============== ============
 
 The bounds: a killed worker or cancelled job still gives the right result (and the job
@@ -34,7 +38,8 @@ ssh, and on slurm a worker that its nanny restarted more slowly than 1 s cost it
 
 1. MPI: a rank that dies ends the MPI run, by MPI's semantics (the launcher tears down
    every rank); there is no worker to restart and no client to outlive. ``test_mpi.py``
-   shows the run then ends within 15 s with nothing left.
+   shows the run then ends within 15 s with nothing left, and the contract suite that
+   ``kill -9`` of the client's rank leaves nothing either.
 2. No SLURM job of its own: local and ssh workers are processes, MPI workers are ranks
    of the launcher's job.
 3. The allocation's workers are tasks of one ``srun`` step in the job you hold, not
