@@ -9,11 +9,16 @@ from __future__ import annotations
 
 import importlib
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
+from typing import TYPE_CHECKING
 
 from .backends.base import Availability, Backend
 from .errors import UnknownBackendError, closest_match_hint
+
+if TYPE_CHECKING:
+    from .backends.shared.layout import TaskResources
 
 __all__ = [
     "BUILTIN_BACKENDS",
@@ -23,6 +28,7 @@ __all__ = [
     "available_backends",
     "backend_names",
     "get_backend",
+    "task_resources",
 ]
 
 logger = logging.getLogger(__name__)
@@ -161,3 +167,20 @@ def available_backends() -> dict[str, BackendStatus]:
             name, availability.available, availability.reason, backend.kind, backend.summary
         )
     return statuses
+
+
+def task_resources(environ: Mapping[str, str]) -> TaskResources | None:
+    """The CPUs and memory of each task of the batch job ``environ`` belongs to, if any.
+
+    Asks every backend (:meth:`~daskdeploy.backends.base.Backend.task_resources`) in
+    registry order; the first that recognises the job answers. ``None`` outside a job.
+    """
+    for name in _targets():
+        try:
+            resources = _load(name).task_resources(environ)
+        except Exception as exc:  # a broken backend must not hide the others' answer
+            logger.debug("task_resources: skipping backend %s: %s", name, exc)
+            continue
+        if resources is not None:
+            return resources
+    return None

@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from distributed.deploy import Cluster
 
     from ..records import DeploymentRecord
+    from .shared.layout import TaskResources
 
 __all__ = [
     "Availability",
@@ -323,6 +324,17 @@ class Backend(abc.ABC):
         the command that starts ``program`` (a ``daskdeploy run`` command line) under it
         when this process was not started that way; ``daskdeploy run`` then runs that
         command instead of deploying here. ``None`` (the default): deploy here.
+        """
+        return None
+
+    def task_resources(self, environ: Mapping[str, str]) -> TaskResources | None:
+        """The CPUs and memory of each task of the job ``environ`` belongs to, if any.
+
+        A backend that knows a batch system's job environment answers for processes
+        running as that job's tasks; an in-place runner started inside such a job (MPI
+        ranks launched by the batch system) sizes its workers by it, through
+        :func:`daskdeploy.registry.task_resources`, without knowing the batch system.
+        ``None`` (the default): not a job of this backend's kind.
         """
         return None
 

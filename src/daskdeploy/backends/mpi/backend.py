@@ -41,7 +41,7 @@ from ...errors import BackendUnavailableError, DeploymentError, OptionError
 from ...network import LOOPBACK, address_facing
 from ...options import DEATH_TIMEOUT, Option, ResolvedOptions, text, text_list
 from ..base import Availability, Backend, LaunchCommand, Running, StartContext
-from ..shared.layout import TaskLayout
+from ..shared.layout import TaskLayout, layout_for
 from ..shared.ranks import (
     Roles,
     drop_closed_connection_noise,
@@ -50,7 +50,6 @@ from ..shared.ranks import (
     serve_scheduler,
     serve_workers,
 )
-from ..slurm.environment import Allocation, in_allocation
 from . import launchers
 from .world import TAG_ADDRESS, TAG_FAILED, TAG_HELLO, TAG_STATUS
 
@@ -231,15 +230,18 @@ class MPIBackend(Backend):
 def _worker_layout(options: ResolvedOptions) -> TaskLayout:
     """The workers of each worker rank.
 
-    Inside a SLURM job, the rule of the allocation backend
-    (:meth:`~daskdeploy.backends.slurm.environment.Allocation.worker_layout`): unless
-    ``threads_per_worker``
-    is set, one single-threaded worker process per CPU of the rank's task
-    (``--cpus-per-task``), sharing its memory (``--mem-per-cpu``/``--mem``). Elsewhere
-    one worker per rank, as the options say (memory ``None``: Dask's ``auto``).
+    When the ranks run as the tasks of a batch job that a backend recognises
+    (:func:`daskdeploy.registry.task_resources`; a SLURM job with ``--cpus-per-task``),
+    the in-place rule (:func:`~daskdeploy.backends.shared.layout.layout_for`): unless
+    ``threads_per_worker`` is set, one single-threaded worker process per CPU of the
+    rank's task, sharing its memory. Elsewhere one worker per rank, as the options say
+    (memory ``None``: Dask's ``auto``).
     """
-    if in_allocation(os.environ):
-        return Allocation.from_environ(os.environ).worker_layout(options)
+    from ...registry import task_resources
+
+    resources = task_resources(os.environ)
+    if resources is not None:
+        return layout_for(resources, options)
     return TaskLayout(1, options["threads_per_worker"], options["memory_per_worker"])
 
 

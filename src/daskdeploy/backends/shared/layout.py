@@ -8,14 +8,54 @@ worker process per CPU of the task, because pure-Python tasks hold the GIL.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-__all__ = ["MIN_WORKER_MEMORY", "TaskLayout", "task_layout"]
+if TYPE_CHECKING:
+    from ...options import ResolvedOptions
+
+__all__ = ["MIN_WORKER_MEMORY", "TaskLayout", "TaskResources", "layout_for", "task_layout"]
 
 _MIB = 1024 * 1024
 
 #: The least memory limit :func:`task_layout` gives a worker process by splitting its
 #: task's memory; below it a task runs fewer processes, with more threads each.
 MIN_WORKER_MEMORY = 256 * _MIB
+
+
+@dataclass(frozen=True)
+class TaskResources:
+    """The CPUs and memory each task of a job may use, as its batch system granted them.
+
+    Attributes
+    ----------
+    cpus
+        CPUs of each task.
+    memory
+        Bytes each task may use; ``None`` when the job set no memory limit.
+    unit
+        What a task is called in messages (e.g. the batch system's word for it).
+    """
+
+    cpus: int
+    memory: int | None
+    unit: str = "task"
+
+
+def layout_for(resources: TaskResources, options: ResolvedOptions) -> TaskLayout:
+    """The workers each task with ``resources`` runs, under ``options`` (:func:`task_layout`).
+
+    ``threads_per_worker`` counts as set when its source is anything but the packaged
+    default (a keyword, ``--threads-per-worker``, ``--option``, dask config, a profile),
+    even when it is set to 1; ``memory_per_worker`` when it is not null.
+    """
+    explicit = options.sources.get("threads_per_worker", "default") != "default"
+    return task_layout(
+        resources.cpus,
+        resources.memory,
+        threads=options["threads_per_worker"] if explicit else None,
+        memory=options["memory_per_worker"],
+        unit=resources.unit,
+    )
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ import shlex
 import signal
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -41,7 +41,7 @@ from ...options import (
     worker_lifetime_setting,
 )
 from ..base import Availability, Backend, Running, StartContext, dashboard_link
-from ..shared.layout import TaskLayout, task_layout
+from ..shared.layout import TaskLayout, TaskResources, task_layout
 from ..shared.nannies import stop_workers_through_nannies
 from ..shared.rendezvous import shared_rendezvous_dir
 from ..shared.scheduler_cluster import scheduler_only_cluster
@@ -116,6 +116,12 @@ class AllocationBackend(Backend):
         if missing:
             return Availability.missing(missing)
         return Availability.ok(f"SLURM job {os.environ['SLURM_JOB_ID']}")
+
+    def task_resources(self, environ: Mapping[str, str]) -> TaskResources | None:
+        """The CPUs and memory of each task of the SLURM job ``environ`` belongs to."""
+        if not in_allocation(environ):
+            return None
+        return Allocation.from_environ(environ).task_resources
 
     def detect(self) -> bool:
         """Recognise a SLURM job: a batch script, an salloc shell or an srun task."""

@@ -4,9 +4,11 @@ Inside ``sbatch``/``salloc`` (and in every ``srun`` task) SLURM describes the al
 environment variables. :class:`Allocation` reads them into one value, so the backends that
 run inside an allocation never parse ``SLURM_*`` variables themselves.
 
-:meth:`Allocation.worker_layout` turns a task's CPUs and memory into the Dask workers it
-runs (:func:`~daskdeploy.backends.shared.layout.task_layout`), the rule the ``allocation``
-backend (``srun`` step and runner mode) and the ``mpi`` backend under ``srun`` share.
+:attr:`Allocation.task_resources` are the CPUs and memory of each task, from which
+:func:`~daskdeploy.backends.shared.layout.layout_for` makes the Dask workers it runs: the
+rule the ``allocation`` backend (``srun`` step and runner mode) follows, and the ``mpi``
+backend too when its ranks run as the tasks of a SLURM job (through
+:meth:`~daskdeploy.backends.base.Backend.task_resources`).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from ...options import ResolvedOptions
 
-from ..shared.layout import TaskLayout, task_layout
+from ..shared.layout import TaskLayout, TaskResources, layout_for
 
 __all__ = [
     "Allocation",
@@ -118,18 +120,11 @@ class Allocation:
             rank=int(environ.get("SLURM_PROCID") or 0) if in_step else 0,
         )
 
-    def worker_layout(self, options: ResolvedOptions) -> TaskLayout:
-        """The workers each task of this job runs, under ``options`` (see :func:`task_layout`).
+    @property
+    def task_resources(self) -> TaskResources:
+        """The CPUs and memory of each task of this job."""
+        return TaskResources(self.cpus_per_task, self.memory_per_task, TASK_UNIT)
 
-        ``threads_per_worker`` counts as set when its source is anything but the packaged
-        default (a keyword, ``--threads-per-worker``, ``--option``, dask config, a profile),
-        even when it is set to 1; ``memory_per_worker`` when it is not null.
-        """
-        explicit = options.sources.get("threads_per_worker", "default") != "default"
-        return task_layout(
-            self.cpus_per_task,
-            self.memory_per_task,
-            threads=options["threads_per_worker"] if explicit else None,
-            memory=options["memory_per_worker"],
-            unit=TASK_UNIT,
-        )
+    def worker_layout(self, options: ResolvedOptions) -> TaskLayout:
+        """The workers each task of this job runs, under ``options`` (see :func:`layout_for`)."""
+        return layout_for(self.task_resources, options)
