@@ -232,3 +232,94 @@ def test_cleanup_removes_worker_spill_directories_left_on_this_host(tmp_path, mo
     assert not report.errors, report.errors
     assert not left.exists()
     assert other.exists()
+
+
+#: A third-party backend, installed as a distribution with an entry point: the local
+#: backend plus a "remote" marker file that only its leftover hooks know how to find and
+#: end (standing for a batch job or a process on another host).
+MARKER_PLUGIN = """\
+import os
+from pathlib import Path
+
+from daskdeploy.backends.base import Leftover, LeftoverCleanup, LeftoverSearch
+from daskdeploy.backends.local import LocalBackend
+
+
+def _markers() -> Path:
+    return Path(os.environ["MARKER_BACKEND_DIR"])
+
+
+class MarkerBackend(LocalBackend):
+    name = "marker"
+    summary = "local workers plus a marker file only this backend can end"
+    leftovers_key = "markers"
+    defaults = {"processes": True, "tls": False}
+
+    def start(self, options, context):
+        running = super().start(options, context)
+        marker = _markers() / context.deployment_id
+        marker.write_text("started")
+        running.stop.append(lambda: marker.unlink(missing_ok=True))
+        return running
+
+    def find_leftovers(self, deployment_id, records):
+        found = {}
+        for path in _markers().glob("dd-*"):
+            if deployment_id in (None, path.name):
+                found[path.name] = [Leftover(path.name, "left", {"marker": str(path)})]
+        return LeftoverSearch(found)
+
+    def end_leftovers(self, deployment_id, record, found):
+        for leftover in found:
+            Path(leftover.detail["marker"]).unlink()
+        return LeftoverCleanup(done=[f"removed {len(found)} marker(s)"] if found else [])
+
+    def describe_leftovers(self, found):
+        return f"{len(found)} marker(s)"
+"""
+
+
+@pytest.fixture
+def marker_backend(sandbox_cache, tmp_path):
+    """The plugin above, installed for the sandbox's processes (and the reaper's cleanup)."""
+    site = tmp_path / "site"
+    dist_info = site / "marker_backend-0.1.dist-info"
+    dist_info.mkdir(parents=True)
+    (dist_info / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: marker-backend\nVersion: 0.1\n"
+    )
+    (dist_info / "entry_points.txt").write_text(
+        "[daskdeploy.backends]\nmarker = marker_backend:MarkerBackend\n"
+    )
+    (site / "marker_backend.py").write_text(MARKER_PLUGIN)
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    sandbox = sandbox_cache
+    paths = [str(site), sandbox.env.get("PYTHONPATH", "")]
+    sandbox.env["PYTHONPATH"] = os.pathsep.join(path for path in paths if path)
+    sandbox.env["MARKER_BACKEND_DIR"] = str(markers)
+    return sandbox, markers
+
+
+def test_a_third_party_backend_gets_ls_and_cleanup_through_its_leftover_hooks(marker_backend):
+    """ls lists what the plugin's find_leftovers finds; after kill -9 of the owner the
+    reaper's cleanup calls its end_leftovers, which ends it."""
+    sandbox, markers = marker_backend
+    process, deployment_id = _start(sandbox, "marker")
+    try:
+        assert (markers / deployment_id).exists()
+        entry = _listed(sandbox)[deployment_id]
+        assert entry["backend"] == "marker" and entry["state"] == "running", entry
+        assert entry["markers"] == [{"marker": str(markers / deployment_id)}], entry
+        table = sandbox.run(sandbox.command("ls"), timeout=60).stdout
+        assert "1 marker(s)" in next(line for line in table.splitlines() if deployment_id in line)
+
+        process.send_signal(signal.SIGKILL)
+        began = time.monotonic()
+        while (markers / deployment_id).exists() or deployment_id in _listed(sandbox):
+            assert time.monotonic() - began < GONE_BOUND, "the reaper did not end the marker"
+            time.sleep(0.1)
+    finally:
+        _stop(process)
+    assert not list(markers.iterdir())
+    sandbox.assert_clean()
