@@ -27,7 +27,6 @@ from daskdeploy.datasets import prepare_airline, prepare_wiki
 pytest.register_assert_rewrite("daskdeploy.testing.sandbox", "daskdeploy.testing.contract")
 
 from daskdeploy.testing.sandbox import (  # noqa: E402
-    LEGACY_CACHE_DIRS,
     MARKER_VAR,
     Sandbox,
     processes_with_marker,
@@ -35,6 +34,11 @@ from daskdeploy.testing.sandbox import (  # noqa: E402
     wait_for,
     wait_until_gone,
 )
+
+#: The cache directories (under ``$XDG_CACHE_HOME/daskdeploy``) the ``sandbox`` fixture
+#: requires empty: job output, scheduler files, credentials. Records are checked where a
+#: test asks (``daskdeploy ls``), as before the sandbox moved into daskdeploy.testing.
+CACHE_DIRS_CHECKED = ("slurm-logs", "rendezvous", "credentials")
 
 # The fault table (``@pytest.mark.fault``, ``record_fault``) and the contract suite's kit.
 pytest_plugins = ["daskdeploy.testing.faults"]
@@ -71,7 +75,7 @@ def isolated_config(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytes
 def sandbox(tmp_path: Path, isolated_config: Path) -> Iterator[Sandbox]:
     """A :class:`~daskdeploy.testing.sandbox.Sandbox` in ``tmp_path`` sharing the test's
     dask config; whatever it left running is killed at the end."""
-    box = Sandbox(tmp_path, isolated_config, cache_dirs=LEGACY_CACHE_DIRS)
+    box = Sandbox(tmp_path, isolated_config, cache_dirs=CACHE_DIRS_CHECKED)
     yield box
     box.kill_all()
 

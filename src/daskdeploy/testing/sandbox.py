@@ -37,7 +37,6 @@ from typing import Any, TypeVar
 import psutil
 
 __all__ = [
-    "LEGACY_CACHE_DIRS",
     "MARKER_VAR",
     "Sandbox",
     "processes_with_marker",
@@ -48,11 +47,6 @@ __all__ = [
 
 #: The environment variable that carries a sandbox's marker into every process it starts.
 MARKER_VAR = "DASKDEPLOY_TEST_MARKER"
-
-#: The shared cache directories (under ``$XDG_CACHE_HOME/daskdeploy``) a deployment writes
-#: per-deployment files to and must empty again: job output, scheduler files, credentials.
-#: Pass ``cache_dirs=LEGACY_CACHE_DIRS`` to check only those (records are then not checked).
-LEGACY_CACHE_DIRS = ("slurm-logs", "rendezvous", "credentials")
 
 T = TypeVar("T")
 
