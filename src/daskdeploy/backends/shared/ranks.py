@@ -34,9 +34,9 @@ from typing import Any
 
 from ...credentials import write_private
 from ...options import ResolvedOptions
-from ..base import Running, StartContext, dashboard_link
+from ..base import Running, StartContext
 from .layout import TaskLayout
-from .scheduler_cluster import scheduler_only_cluster
+from .scheduler_cluster import running_with_layout, scheduler_only_cluster
 from .scheduler_watch import preload_text
 
 __all__ = [
@@ -398,16 +398,7 @@ def scheduler_here(
     cluster = scheduler_only_cluster(
         context.deployment_id, {"host": host}, options["dashboard"], scheduler_file, security
     )
-    return Running(
-        address=cluster.scheduler_address,
-        cluster=cluster,
-        security=security,
-        expected_workers=workers,
-        threads_per_worker=layout.threads,
-        sizing_note=layout.reason,
-        dashboard_link=dashboard_link(cluster) if options["dashboard"] else None,
-        stop=list(stop or []),
-    )
+    return running_with_layout(cluster, options, layout, workers, security, stop=list(stop or []))
 
 
 def single_process(
@@ -434,12 +425,4 @@ def single_process(
         local_directory=str(context.scratch_dir),
         scheduler_kwargs={"dashboard": options["dashboard"]},
     )
-    return Running(
-        address=cluster.scheduler_address,
-        cluster=cluster,
-        security=security,
-        expected_workers=workers,
-        threads_per_worker=layout.threads,
-        sizing_note=layout.reason,
-        dashboard_link=dashboard_link(cluster) if options["dashboard"] else None,
-    )
+    return running_with_layout(cluster, options, layout, workers, security)

@@ -3,9 +3,39 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["scheduler_only_cluster"]
+from ..base import Running, dashboard_link
+
+if TYPE_CHECKING:
+    from ...options import ResolvedOptions
+    from .layout import TaskLayout
+
+__all__ = ["running_with_layout", "scheduler_only_cluster"]
+
+
+def running_with_layout(
+    cluster: Any,
+    options: ResolvedOptions,
+    layout: TaskLayout,
+    workers: int,
+    security: Any = None,
+    **more: Any,
+) -> Running:
+    """The :class:`Running` of ``cluster`` whose ``workers`` workers follow ``layout``.
+
+    ``more`` sets the other fields (``stop``, ``check``, ...).
+    """
+    return Running(
+        address=cluster.scheduler_address,
+        cluster=cluster,
+        security=security,
+        expected_workers=workers,
+        threads_per_worker=layout.threads,
+        sizing_note=layout.reason,
+        dashboard_link=dashboard_link(cluster) if options["dashboard"] else None,
+        **more,
+    )
 
 
 def scheduler_only_cluster(

@@ -40,11 +40,11 @@ from ...options import (
     text_list,
     worker_lifetime_setting,
 )
-from ..base import Availability, Backend, Running, StartContext, dashboard_link
+from ..base import Availability, Backend, Running, StartContext
 from ..shared.layout import TaskLayout, TaskResources, task_layout
 from ..shared.nannies import stop_workers_through_nannies
 from ..shared.rendezvous import shared_rendezvous_dir
-from ..shared.scheduler_cluster import scheduler_only_cluster
+from ..shared.scheduler_cluster import running_with_layout, scheduler_only_cluster
 from . import control
 from .environment import TASK_UNIT, Allocation, in_allocation
 from .jobscript import WORKER_DIR_VARIABLE, lifetime_args, worker_scratch_lines
@@ -209,14 +209,12 @@ class AllocationBackend(Backend):
                 undo()
             raise
         stop.append(step.stop)
-        return Running(
-            address=cluster.scheduler_address,
-            cluster=cluster,
-            security=security,
-            expected_workers=workers,
-            threads_per_worker=layout.threads,
-            sizing_note=layout.reason,
-            dashboard_link=dashboard_link(cluster) if options["dashboard"] else None,
+        return running_with_layout(
+            cluster,
+            options,
+            layout,
+            workers,
+            security,
             stop=stop,
             stop_workers=lambda: stop_workers_through_nannies(cluster),
             check=step.check,

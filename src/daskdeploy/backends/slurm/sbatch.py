@@ -380,18 +380,9 @@ def output_path(request: SbatchRequest, job_id: str, submit_dir: str) -> str:
 
 
 def check_script(script: str) -> str:
-    """Ask SLURM whether it would accept ``script`` (``sbatch --test-only``); submit nothing.
-
-    Returns
-    -------
-    str
-        SLURM's estimate, e.g. ``"Job 12 to start at ... on nodes n1 in partition debug"``.
-
-    Raises
-    ------
-    CommandError
-        SLURM rejected the script (the message quotes ``sbatch``), or ``sbatch`` is missing.
-    """
+    """:func:`~daskdeploy.backends.slurm.control.test_submit` of a ``daskdeploy sbatch``
+    script: SLURM's estimate, or :class:`~daskdeploy.commands.CommandError` with its
+    reason (also when ``sbatch`` is missing)."""
     return control.test_submit(script, what="the job script")
 
 
