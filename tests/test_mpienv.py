@@ -108,3 +108,46 @@ def test_open_mpi_gets_root_and_oversubscribe_settings_only_when_needed():
     assert open_mpi_root_environment(6, cpus=2)["OMPI_MCA_rmaps_base_oversubscribe"] == "1"
     root = os.geteuid() == 0
     assert ("OMPI_ALLOW_RUN_AS_ROOT" in open_mpi_root_environment(1, cpus=4)) is root
+
+
+def test_worker_processes_of_a_serving_rank_drop_closed_connection_noise(tmp_path: Path):
+    """A rank's workers under nannies filter distributed's connection-closed records as the
+    rank does: their heartbeat may meet a scheduler that has just closed."""
+    import asyncio
+    import logging
+    import threading
+
+    from distributed import Client, Scheduler
+
+    from daskdeploy.backends.shared.ranks import serve_workers
+
+    def filtered() -> bool:
+        handlers = logging.getLogger("distributed").handlers or logging.getLogger().handlers
+        names = {getattr(f, "__name__", "") for h in handlers for f in h.filters}
+        return "_not_about_a_closed_connection" in names
+
+    async def main() -> list[bool]:
+        stop = threading.Event()
+        async with Scheduler(host="127.0.0.1", port=0, dashboard_address=":0") as scheduler:
+            serving = asyncio.ensure_future(
+                serve_workers(
+                    address=scheduler.address,
+                    processes=2,
+                    threads=1,
+                    memory=None,
+                    name="rank-2",
+                    local_directory=tmp_path,
+                    death_timeout=30,
+                    host="127.0.0.1",
+                    stop_requested=stop.is_set,
+                    grace=1.0,
+                )
+            )
+            async with Client(scheduler.address, asynchronous=True) as client:
+                await client.wait_for_workers(2, timeout=60)
+                answers = await client.run(filtered)
+            stop.set()
+            await asyncio.wait_for(serving, 30)
+        return list(answers.values())
+
+    assert asyncio.run(main()) == [True, True]

@@ -333,7 +333,9 @@ async def _serve_nannies(
     # lines and, at the end, the tracebacks of connections closing.
     level = logging.getLogger("distributed").getEffectiveLevel()
     os.environ["DASK_LOGGING__DISTRIBUTED"] = logging.getLevelName(level).lower()
-    nannies = [Nanny(address, **settings) for settings in workers]
+    # Their logs leave out connection-closed noise too, as this rank's do.
+    preload = ["daskdeploy.backends.shared.quiet_worker"]
+    nannies = [Nanny(address, preload=preload, **settings) for settings in workers]
 
     async def close_all() -> None:
         await asyncio.gather(
