@@ -221,14 +221,9 @@ def _wait_for_workers(client: DeployedClient, deployment: Deployment) -> None:
 
 
 def _auto_backend() -> str:
-    for name in registry.backend_names():
-        try:
-            backend = registry.get_backend(name)
-        except UnknownBackendError as exc:
-            logger.debug("auto: skipping backend %s: %s", name, exc)
-            continue
+    for backend in registry.loaded_backends():
         if backend.detect():
-            return name
+            return backend.name
     return registry.DEFAULT_BACKEND
 
 

@@ -35,7 +35,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import processes, records, registry
-from .errors import UnknownBackendError
 from .records import ID_PATTERN, DeploymentRecord
 from .scratch import PREFIX as SCRATCH_PREFIX
 from .scratch import shared_cache_dir
@@ -161,15 +160,7 @@ def tagged_processes(only: str | None = None) -> dict[str, list[TaggedProcess]]:
 
 
 def _backends() -> list[Backend]:
-    """Every registered backend that loads (one that does not cannot have left anything
-    this process could end)."""
-    loaded = []
-    for name in registry.backend_names():
-        try:
-            loaded.append(registry.get_backend(name))
-        except UnknownBackendError:
-            continue
-    return loaded
+    return list(registry.loaded_backends())
 
 
 def _find_leftovers(
@@ -294,11 +285,9 @@ def find_deployments() -> tuple[list[LiveDeployment], list[str]]:
         The deployments (those with a record first, oldest first) and the problems met
         while looking (e.g. a batch system not answering), as sentences.
     """
-    found: dict[str, LiveDeployment] = {}
-    for record in records.read_all():
-        found[record.id] = LiveDeployment(record.id, record=record)
-    recorded = {deployment_id: live.record for deployment_id, live in found.items()}
-    leftovers, problems = _find_leftovers(None, recorded)  # type: ignore[arg-type]
+    recorded = {record.id: record for record in records.read_all()}
+    found = {id_: LiveDeployment(id_, record=record) for id_, record in recorded.items()}
+    leftovers, problems = _find_leftovers(None, recorded)
     for deployment_id, by_backend in leftovers.items():
         found.setdefault(deployment_id, LiveDeployment(deployment_id)).leftovers = by_backend
     for deployment_id, tagged in tagged_processes().items():

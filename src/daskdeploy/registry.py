@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import importlib
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from functools import cache
 from typing import TYPE_CHECKING
@@ -28,6 +28,7 @@ __all__ = [
     "available_backends",
     "backend_names",
     "get_backend",
+    "loaded_backends",
     "task_resources",
 ]
 
@@ -134,6 +135,19 @@ def get_backend(name: str) -> Backend:
         ) from exc
 
 
+def loaded_backends() -> Iterator[Backend]:
+    """Every registered backend that loads, in registry order, each loaded when reached.
+
+    One that fails to load is skipped (``daskdeploy backends`` reports it): it cannot
+    detect its environment, add commands or have left anything behind.
+    """
+    for name in _targets():
+        try:
+            yield get_backend(name)
+        except UnknownBackendError as exc:
+            logger.debug("Skipping backend %s: %s", name, exc)
+
+
 def available_backends() -> dict[str, BackendStatus]:
     """Tell, for every registered backend, whether it can run here and if not, why.
 
@@ -175,11 +189,11 @@ def task_resources(environ: Mapping[str, str]) -> TaskResources | None:
     Asks every backend (:meth:`~daskdeploy.backends.base.Backend.task_resources`) in
     registry order; the first that recognises the job answers. ``None`` outside a job.
     """
-    for name in _targets():
+    for backend in loaded_backends():
         try:
-            resources = _load(name).task_resources(environ)
+            resources = backend.task_resources(environ)
         except Exception as exc:  # a broken backend must not hide the others' answer
-            logger.debug("task_resources: skipping backend %s: %s", name, exc)
+            logger.debug("task_resources: skipping backend %s: %s", backend.name, exc)
             continue
         if resources is not None:
             return resources

@@ -33,13 +33,9 @@ logger = logging.getLogger(__name__)
 
 def _loaded_backends() -> Iterator[Any]:
     """Every registered backend that loads, in registry order, each loaded when reached."""
-    from ..registry import backend_names, get_backend
+    from ..registry import loaded_backends
 
-    for name in backend_names():
-        try:
-            yield get_backend(name)
-        except Exception as exc:  # reported by `daskdeploy backends`
-            logger.debug("Backend %r adds nothing to the command line: %s", name, exc)
+    return loaded_backends()
 
 
 class _Loader:
