@@ -89,7 +89,7 @@ def _slurm_cluster_class() -> Any:
     with _sigint_kept():
         from dask_jobqueue import SLURMCluster
 
-        import daskdeploy.backends.slurm.job_arrays  # noqa: F401  (imported by deploy: not timed)
+        import daskdeploy.backends.jobqueue.cluster  # noqa: F401  (imported by deploy: not timed)
     return SLURMCluster
 
 

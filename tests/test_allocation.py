@@ -141,7 +141,7 @@ def test_failing_script_fails_the_job_and_leaves_nothing(slurm, sandbox):
     sandbox.assert_clean()
 
 
-@pytest.mark.fault("scancel mid-run", "allocation")
+@pytest.mark.fault("job cancelled mid-run", "allocation")
 def test_cancelled_job_leaves_nothing(slurm, sandbox, record_fault):
     """scancel of the job you hold ends the run; nothing is left (no replacement)."""
     script = sandbox.script(

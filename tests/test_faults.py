@@ -13,7 +13,7 @@ the client`` and a ``bad input`` case per backend. Which test covers which cell:
 case              local          slurm          allocation     ssh            mpi
 ================= ============== ============== ============== ============== ============
 worker SIGKILL    here           here           here           here           test_mpi [1]
-scancel mid-run   n/a [2]        here           test_alloc [3] n/a [2]        n/a [2]
+job cancelled     n/a [2]        here           test_alloc [3] n/a [2]        n/a [2]
 walltime expiry   n/a [2]        here,          n/a [4]        n/a [2]        n/a [2]
                                  test_slurm
 SIGINT to run     test_cleanup   test_slurm     here           test_ssh       test_mpi
@@ -144,9 +144,10 @@ def test_worker_sigkill_slurm(slurm, record_fault):
 def test_a_worker_restarted_by_its_nanny_keeps_its_job(slurm, monkeypatch):
     """A nanny restart slower than ``replace_delay`` (here made 0.05 s; on real clusters
     imports from a shared file system often take seconds) must not cost the job."""
-    from daskdeploy.backends.slurm.job_arrays import DeploySLURMCluster
+    from daskdeploy.backends.jobqueue.cluster import deploy_cluster_class
+    from daskdeploy.backends.slurm.system import SLURM
 
-    monkeypatch.setattr(DeploySLURMCluster, "replace_delay", 0.05)
+    monkeypatch.setattr(deploy_cluster_class(SLURM), "replace_delay", 0.05)
     with daskdeploy.deploy("slurm", workers=2, quiet=True) as client:
         jobs = {job["id"] for job in slurm.jobs()}
         pids = client.run(os.getpid)
@@ -187,10 +188,10 @@ def test_worker_sigkill_allocation(slurm, sandbox, record_fault):
     sandbox.assert_clean()
 
 
-# ------------------------------------------------------------------------ scancel mid-run
+# ------------------------------------------------ job cancelled mid-run (scancel)
 
 
-@pytest.mark.fault("scancel mid-run", "slurm")
+@pytest.mark.fault("job cancelled mid-run", "slurm")
 def test_scancel_of_a_worker_job_mid_run(slurm, record_fault):
     slow_square = _workload["slow_square"]
     with daskdeploy.deploy("slurm", adapt=[2, 2], quiet=True) as client:

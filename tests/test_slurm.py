@@ -22,7 +22,7 @@ from conftest import (
     run_batch_job,
     wait_for,
 )
-from daskdeploy.backends.slurm.backend import default_log_root
+from daskdeploy.backends.jobqueue.backend import default_log_root
 
 pytest.importorskip("dask_jobqueue", reason="dask-jobqueue is part of daskdeploy[slurm]")
 
@@ -43,7 +43,7 @@ def test_deploy_scale_up_and_down_leaves_no_job(slurm):
         assert [job["state"] for job in jobs] == ["RUNNING", "RUNNING"]
         assert all(job["comment"] == f"daskdeploy:{deployment_id}" for job in jobs)
         assert client.submit(lambda x: x + 1, 41).result() == 42
-        log_dir = default_log_root() / deployment_id
+        log_dir = default_log_root("slurm") / deployment_id
         assert log_dir.is_dir()
 
         client.cluster.scale(4)

@@ -12,9 +12,12 @@ from pathlib import Path
 import pytest
 
 import daskdeploy
+from daskdeploy.backends.jobqueue.jobscript import as_array_script, worker_lifetime
 from daskdeploy.backends.slurm.control import parse_walltime
-from daskdeploy.backends.slurm.jobscript import as_array_script, worker_lifetime
+from daskdeploy.backends.slurm.system import SLURM
 from daskdeploy.options import adapt_range
+
+SLURM_ARRAYS = {"arrays": SLURM.arrays, "directive_prefix": SLURM.directive_prefix}
 
 GOLDEN = Path(__file__).parent / "golden"
 
@@ -29,10 +32,10 @@ def assert_matches_golden(text: str, name: str) -> None:
 
 
 def preview(**options: object) -> str:
-    from daskdeploy.backends.slurm.backend import _preview_script
+    from daskdeploy.registry import get_backend
 
     plan = daskdeploy.plan("slurm", python="/opt/env/bin/python", **options)
-    return _preview_script(plan.options)
+    return get_backend("slurm").job_script(plan.options)
 
 
 def test_job_script_matches_golden() -> None:
@@ -56,14 +59,16 @@ def test_array_script_matches_golden() -> None:
         "<worker-name>", "dd-1234abcd-0"
     )
     names = ["dd-1234abcd-0", "dd-1234abcd-1", "dd-1234abcd-2"]
-    assert_matches_golden(as_array_script(single, names, names[0]), "slurm_array_script.sh")
+    assert_matches_golden(
+        as_array_script(single, names, names[0], **SLURM_ARRAYS), "slurm_array_script.sh"
+    )
 
 
 def test_array_script_needs_exactly_one_name_flag() -> None:
     with pytest.raises(ValueError, match="exactly once"):
-        as_array_script("#SBATCH -J x\nrun --name other", ["a"], "a")
+        as_array_script("#SBATCH -J x\nrun --name other", ["a"], "a", **SLURM_ARRAYS)
     with pytest.raises(ValueError, match="no #SBATCH header"):
-        as_array_script("run --name a", ["a"], "a")
+        as_array_script("run --name a", ["a"], "a", **SLURM_ARRAYS)
 
 
 def test_default_script_cleans_worker_scratch_and_tags_the_job() -> None:

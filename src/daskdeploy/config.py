@@ -41,7 +41,8 @@ def defaults_beside(target: str) -> dict[str, Any]:
     """The packaged defaults of a backend: the YAML file beside its module, if any.
 
     ``"pkg.module:Class"`` reads ``pkg/module.yaml``, a mapping of option names to
-    values. Finding it imports the module's parent packages, not the module itself.
+    values; its ``extends`` key may name a YAML file (relative to it) whose defaults it
+    overrides. Finding it imports the module's parent packages, not the module itself.
 
     Raises
     ------
@@ -50,8 +51,6 @@ def defaults_beside(target: str) -> dict[str, Any]:
     """
     import importlib.util
 
-    import yaml
-
     module = target.partition(":")[0]
     spec = importlib.util.find_spec(module)
     if spec is None or not spec.origin:
@@ -59,6 +58,14 @@ def defaults_beside(target: str) -> dict[str, Any]:
     path = Path(spec.origin).with_suffix(".yaml")
     if not path.is_file():
         return {}
+    return _defaults_file(path, target)
+
+
+def _defaults_file(path: Path, target: str) -> dict[str, Any]:
+    """Read a defaults YAML; an ``extends`` key names a file (relative to this one) whose
+    defaults it starts from."""
+    import yaml
+
     with path.open(encoding="utf-8") as stream:
         defaults = yaml.safe_load(stream) or {}
     if not isinstance(defaults, dict):
@@ -66,7 +73,10 @@ def defaults_beside(target: str) -> dict[str, Any]:
             f"{path} must be a mapping of option names to default values, got "
             f"{type(defaults).__name__}. Reinstall the package that provides {target}."
         )
-    return defaults
+    base = defaults.pop("extends", None)
+    if base is None:
+        return defaults
+    return {**_defaults_file((path.parent / base).resolve(), target), **defaults}
 
 
 @cache

@@ -13,7 +13,8 @@ measured) and one line of counts:
 The columns are the backends of the registry (:func:`daskdeploy.registry.backend_names`:
 the built-ins and every backend installed through the ``daskdeploy.backends`` entry
 point), then any other backend a contract suite ran, then ``any`` (bad inputs that
-concern no one backend). Enable it from a ``conftest.py``::
+concern no one backend); a backend for which no case ran has no column. Enable it from
+a ``conftest.py``::
 
     pytest_plugins = ["daskdeploy.testing.faults"]
 
@@ -22,7 +23,7 @@ Cells where a case cannot happen are marked ``n/a`` when the conftest gives the 
 
     def pytest_configure(config):
         from daskdeploy.testing import faults
-        config.stash[faults.NOT_APPLICABLE] = {("scancel mid-run", "local"): "no SLURM job"}
+        config.stash[faults.NOT_APPLICABLE] = {("job cancelled mid-run", "local"): "no SLURM job"}
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ __all__ = [
 #: Rows of the fault table, in the order they are printed.
 CASES = (
     "worker SIGKILL mid-task",
-    "scancel mid-run",
+    "job cancelled mid-run",
     "walltime expiry mid-run",
     "SIGINT to daskdeploy run",
     "SIGTERM to daskdeploy run",
@@ -248,7 +249,9 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
     if not results:
         return
     not_applicable: dict = config.stash.get(NOT_APPLICABLE, {})
-    backends = backend_columns([r.backend for r in results])
+    # Registered backends with no case run (batch systems that cannot run here) stay out.
+    ran = {r.backend for r in results if r.outcome is not None}
+    backends = [b for b in backend_columns([r.backend for r in results]) if b in ran or b == ANY]
     not_applicable = {
         **{(case, ANY): "not a backend" for case in CASES if case != "bad input"},
         **not_applicable,

@@ -41,13 +41,13 @@ from ...options import (
     worker_lifetime_setting,
 )
 from ..base import Availability, Backend, Running, StartContext
+from ..jobqueue.jobscript import WORKER_DIR_VARIABLE, lifetime_args, worker_scratch_lines
 from ..shared.layout import TaskLayout, TaskResources, task_layout
 from ..shared.nannies import stop_workers_through_nannies
 from ..shared.rendezvous import shared_rendezvous_dir
 from ..shared.scheduler_cluster import running_with_layout, scheduler_only_cluster
 from . import control
 from .environment import TASK_UNIT, Allocation, in_allocation
-from .jobscript import WORKER_DIR_VARIABLE, lifetime_args, worker_scratch_lines
 
 if TYPE_CHECKING:
     import click

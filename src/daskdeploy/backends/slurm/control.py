@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ...commands import CommandError, missing_commands, run_command
+from ..jobqueue.jobscript import parse_walltime
 
 __all__ = [
     "CLIENT_COMMANDS",
@@ -24,6 +25,7 @@ __all__ = [
     "cancel_named_or_listed",
     "check_controller",
     "hostnames",
+    "job_state",
     "list_jobs",
     "list_my_jobs",
     "node_addresses",
@@ -220,6 +222,20 @@ def cancel_jobs(name: str, *, wait: float = 30.0) -> list[SlurmJob]:
         time.sleep(0.2)
 
 
+def job_state(job_id: str) -> str:
+    """SLURM's state of one job (or array task), "" once it is gone or unknown."""
+    try:
+        result = run_command(
+            ["squeue", "-h", "-j", str(job_id), "-o", "%T"],
+            timeout=10,
+            check=False,
+            what="asking squeue for a job's state",
+        )
+    except CommandError:
+        return ""
+    return result.stdout.strip().splitlines()[0].strip() if result.stdout.strip() else ""
+
+
 def signal_step(job_id: str, step_name: str, signal_name: str = "TERM") -> bool:
     """Send a signal to the tasks of the step named ``step_name`` in job ``job_id``.
 
@@ -305,43 +321,3 @@ def _scontrol_fields(line: str) -> list[tuple[str, str]]:
 
 def _strip_prefix(text: str) -> str:
     return re.sub(r"^sbatch: ", "", text, flags=re.MULTILINE)
-
-
-_WALLTIME = re.compile(
-    r"^(?:(?P<days>\d+)-)?(?P<a>\d+)(?::(?P<b>\d+))?(?::(?P<c>\d+))?$",
-)
-
-
-def parse_walltime(text: str) -> int:
-    """Convert a SLURM time limit to seconds.
-
-    Accepts SLURM's forms: ``M``, ``M:S``, ``H:M:S``, ``D-H``, ``D-H:M`` and ``D-H:M:S``.
-
-    >>> parse_walltime("00:30:00"), parse_walltime("90"), parse_walltime("1-12")
-    (1800, 5400, 129600)
-
-    Raises
-    ------
-    ValueError
-        For anything else (including ``UNLIMITED``, which has no length).
-    """
-    match = _WALLTIME.match(str(text).strip())
-    if match is None:
-        raise ValueError(
-            f"expected a SLURM time limit such as '00:30:00', '90' (minutes) or '1-12:00:00', "
-            f"got {text!r}"
-        )
-    days = int(match["days"] or 0)
-    parts = [int(p) for p in (match["a"], match["b"], match["c"]) if p is not None]
-    if match["days"] is not None:
-        hours, minutes, seconds = [*parts, 0, 0][:3]
-    elif len(parts) == 3:
-        hours, minutes, seconds = parts
-    elif len(parts) == 2:
-        hours, (minutes, seconds) = 0, parts
-    else:
-        hours, minutes, seconds = 0, parts[0], 0
-    total = ((days * 24 + hours) * 60 + minutes) * 60 + seconds
-    if total <= 0:
-        raise ValueError(f"expected a positive time limit, got {text!r}")
-    return total

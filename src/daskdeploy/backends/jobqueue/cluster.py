@@ -1,36 +1,43 @@
-"""dask-jobqueue's SLURM job, submitted in batches as job arrays and failing loudly.
+"""dask-jobqueue's clusters, submitting in batches as job arrays, failing loudly and
+replacing jobs that end on their own; for any :class:`~.system.BatchSystem`.
 
-Imported only when the ``slurm`` backend starts (it imports :mod:`dask_jobqueue`).
+Imported only when a job-queue backend starts (it imports :mod:`dask_jobqueue`).
 
-dask-jobqueue submits one ``sbatch`` per job. When the cluster scales up, all new jobs
+dask-jobqueue submits one job per worker job. When the cluster scales up, all new jobs
 start in the same event-loop turn; :class:`ArraySubmitter` collects them and submits one
-job array instead, which gets many jobs running sooner and spares the controller. Array
-task ``i`` runs the worker that the ``i``-th job would have run, under the same name, so
-dask-jobqueue's bookkeeping (scale down, adapt, close) works unchanged: each job's id is
-``<array id>_<i>`` and ``scancel`` accepts it.
+job array instead (where the system has arrays), which gets many jobs running sooner and
+spares the controller. Array task ``i`` runs the worker that the ``i``-th job would have
+run, under the same name, so dask-jobqueue's bookkeeping (scale down, adapt, close) works
+unchanged: each job's id is the task's id (``<array>_<i>``, ``<array>.<i>``), which the
+system's cancel command accepts.
 
-dask-jobqueue only logs a failed ``sbatch``; here the failure is also recorded so the
-backend can raise it with ``sbatch``'s own message.
+dask-jobqueue only logs a failed submission; here the failure is also recorded so the
+backend can raise it with the submit command's own message.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import itertools
 import logging
 import signal
 import threading
 import time
 from collections.abc import Iterator
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 from distributed.core import Status
 
-from ...commands import CommandError, run_command
-from . import control
 from .jobscript import as_array_script
+from .system import BatchSystem
+
+__all__ = ["ArraySubmitter", "deploy_cluster_class", "isolated_config_name"]
+
+logger = logging.getLogger(__name__)
 
 
 @contextlib.contextmanager
@@ -49,61 +56,61 @@ def _sigint_kept() -> Iterator[None]:
             signal.signal(signal.SIGINT, previous)
 
 
-with _sigint_kept():
-    from dask_jobqueue.slurm import SLURMCluster, SLURMJob
-
-__all__ = ["ArraySubmitter", "DeploySLURMCluster", "DeploySLURMJob", "isolated_config_name"]
-
-#: dask-jobqueue config section daskdeploy's jobs read: jobqueue's own packaged SLURM
-#: defaults, untouched by the user's ``jobqueue.slurm`` settings.
-CONFIG_NAME = "daskdeploy-slurm"
-
-logger = logging.getLogger(__name__)
+def _import_class(target: str) -> type:
+    module_name, _, attribute = target.partition(":")
+    with _sigint_kept():
+        module = importlib.import_module(module_name)
+    return getattr(module, attribute)
 
 
-def isolated_config_name() -> str:
+def isolated_config_name(system: BatchSystem) -> str:
     """Register and return a jobqueue config section holding only jobqueue's defaults.
 
     dask-jobqueue fills every argument left ``None`` from ``jobqueue.<config_name>.*``. With
-    the usual ``slurm`` section, settings in a user's ``jobqueue.yaml`` (queue, account,
-    job-mem, log-directory) would reach the job script behind daskdeploy's back, while
-    ``--dry-run`` reported the option as unset. daskdeploy's options are the one place
-    where job settings come from, so its jobs read a section with jobqueue's packaged
-    defaults only.
+    the usual section (``jobqueue.slurm``, ``jobqueue.sge``), settings in a user's
+    ``jobqueue.yaml`` (queue, account, job-mem, log-directory) would reach the job script
+    behind daskdeploy's back, while ``--dry-run`` reported the option as unset.
+    daskdeploy's options are the one place where job settings come from, so its jobs read
+    a section with jobqueue's packaged defaults only.
     """
     import dask.config
     import dask_jobqueue
     import yaml
 
-    if dask.config.get(f"jobqueue.{CONFIG_NAME}", None) is None:
+    config_name = f"daskdeploy-{system.name}"
+    if dask.config.get(f"jobqueue.{config_name}", None) is None:
         packaged = Path(dask_jobqueue.__file__).with_name("jobqueue.yaml")
-        defaults = yaml.safe_load(packaged.read_text())["jobqueue"]["slurm"]
-        dask.config.update_defaults({"jobqueue": {CONFIG_NAME: defaults}})
-    return CONFIG_NAME
+        defaults = yaml.safe_load(packaged.read_text())["jobqueue"][system.name]
+        dask.config.update_defaults({"jobqueue": {config_name: defaults}})
+    return config_name
 
 
 class ArraySubmitter:
-    """Collects job submissions made together and sends them to SLURM as one array.
+    """Collects job submissions made together and sends them as one job array.
 
     Parameters
     ----------
+    system
+        The batch system that gets the jobs.
     script_dir
         Directory where submitted scripts are written (kept for inspection until close).
     use_arrays
-        Submit batches of more than one job as a job array; otherwise one ``sbatch`` each.
+        Submit batches of more than one job as a job array (where ``system`` has arrays);
+        otherwise one submission each.
     """
 
-    def __init__(self, script_dir: Path, *, use_arrays: bool = True) -> None:
+    def __init__(self, system: BatchSystem, script_dir: Path, *, use_arrays: bool = True) -> None:
+        self.system = system
         self.script_dir = script_dir
-        self.use_arrays = use_arrays
+        self.use_arrays = use_arrays and system.arrays is not None
         self.failures: list[str] = []
         self.submitted: list[str] = []
-        self._pending: list[tuple[DeploySLURMJob, asyncio.Future[str]]] = []
+        self._pending: list[tuple[Any, asyncio.Future[str]]] = []
         self._flush: asyncio.Task[None] | None = None
         self._counter = itertools.count()
 
-    async def submit(self, job: DeploySLURMJob) -> str:
-        """Queue ``job`` for the next batch and return its SLURM job id once submitted."""
+    async def submit(self, job: Any) -> str:
+        """Queue ``job`` (a dask-jobqueue Job) for the next batch; return its job id."""
         future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         self._pending.append((job, future))
         if self._flush is None:
@@ -136,19 +143,31 @@ class ArraySubmitter:
         path.write_text(script)
         return path
 
-    async def _submit_one(self, job: DeploySLURMJob) -> str:
+    async def _submit_one(self, job: Any) -> str:
         path = self._write(job.job_script())
-        return await asyncio.to_thread(control.submit, path)
+        return await asyncio.to_thread(self.system.submit, path)
 
-    async def _submit_array(self, jobs: list[DeploySLURMJob]) -> list[str]:
-        script = as_array_script(jobs[0].job_script(), [job.name for job in jobs], jobs[0].name)
+    async def _submit_array(self, jobs: list[Any]) -> list[str]:
+        arrays = self.system.arrays
+        assert arrays is not None
+        script = as_array_script(
+            jobs[0].job_script(),
+            [job.name for job in jobs],
+            jobs[0].name,
+            arrays=arrays,
+            directive_prefix=self.system.directive_prefix,
+        )
         path = self._write(script)
-        array_id = await asyncio.to_thread(control.submit, path, array_size=len(jobs))
-        return [f"{array_id}_{index}" for index in range(len(jobs))]
+        array_id = await asyncio.to_thread(self.system.submit, path, array_size=len(jobs))
+        return arrays.task_ids(array_id, len(jobs))
 
 
-class DeploySLURMJob(SLURMJob):
-    """A SLURM worker job submitted through an :class:`ArraySubmitter`."""
+class _SubmittedJob:
+    """Mixin for a dask-jobqueue Job: submitted through an :class:`ArraySubmitter`."""
+
+    status: Status
+    job_id: str | None
+    name: str
 
     def __init__(self, *args: Any, submitter: ArraySubmitter | None = None, **kwargs: Any):
         super().__init__(*args, **kwargs)
@@ -164,36 +183,19 @@ class DeploySLURMJob(SLURMJob):
         except BaseException:
             self.status = Status.failed
             raise
-        logger.debug("Worker %s is SLURM job %s", self.name, self.job_id)
+        logger.debug("Worker %s is job %s", self.name, self.job_id)
         # ProcessInterface.start: mark running and signal readiness.
         self.status = Status.running
 
 
-_ALIVE = {"PENDING", "CONFIGURING", "RUNNING", "SUSPENDED", "REQUEUED", "RESIZING"}
-
-
-def _job_state(job_id: str) -> str:
-    """SLURM's state of one job (or array task), "" once it is gone or unknown."""
-    try:
-        result = run_command(
-            ["squeue", "-h", "-j", str(job_id), "-o", "%T"],
-            timeout=10,
-            check=False,
-            what="asking squeue for a job's state",
-        )
-    except CommandError:
-        return ""
-    return result.stdout.strip().splitlines()[0].strip() if result.stdout.strip() else ""
-
-
-class DeploySLURMCluster(SLURMCluster):
-    """:class:`dask_jobqueue.SLURMCluster` that replaces worker jobs which end on their own.
+class _ReplacingCluster:
+    """Mixin for a dask-jobqueue cluster: replaces worker jobs which end on their own.
 
     In distributed's SpecCluster a worker whose job ends (it reached its lifetime before
     the walltime, the job was cancelled, the node failed) keeps its place in the plan, so
     neither a fixed-size cluster nor :class:`distributed.deploy.Adaptive` ever starts a
     replacement: the cluster silently shrinks, down to no workers at all. Here the job is
-    resubmitted under the same name once its last worker left and SLURM says the job
+    resubmitted under the same name once its last worker left and the batch system says the job
     ended, unless the worker was removed on purpose (scale down, adapt, close). A worker
     that leaves while its job runs on is being restarted by its nanny, so that job is
     kept (replaced only if none of its workers is back within ``restart_patience``
@@ -201,7 +203,7 @@ class DeploySLURMCluster(SLURMCluster):
     within 30 s is not replaced again, so a crashing worker cannot loop forever.
     """
 
-    job_cls = DeploySLURMJob
+    system: BatchSystem
     replace_delay = 1.0
     recheck_interval = 0.25
     restart_patience = 60.0
@@ -258,7 +260,7 @@ class DeploySLURMCluster(SLURMCluster):
         )
 
     async def _replace_once_ended(self, spec_name: str, names: set[str], patient: bool) -> None:
-        """Replace the job of ``spec_name`` once SLURM says it ended.
+        """Replace the job of ``spec_name`` once the batch system says it ended.
 
         A worker that left before its lifetime while its job still runs is most likely
         being restarted by its nanny (after a crash, the memory limit, a kill): wait for
@@ -274,8 +276,8 @@ class DeploySLURMCluster(SLURMCluster):
             if self.status != Status.running or job is None or names & self.observed:
                 return  # closing, removed on purpose, or the nanny brought the worker back
             job_id = getattr(job, "job_id", None)
-            state = await loop.run_in_executor(None, _job_state, job_id) if job_id else ""
-            if state not in _ALIVE or time.monotonic() > deadline:
+            alive = bool(job_id) and await loop.run_in_executor(None, self.system.job_alive, job_id)
+            if not alive or time.monotonic() > deadline:
                 break
             await asyncio.sleep(self.recheck_interval)
         now = time.monotonic()
@@ -296,3 +298,17 @@ class DeploySLURMCluster(SLURMCluster):
         self._replaced_at[spec_name] = [*recent, now]
         logger.info("Worker job %s (%s) ended; submitting a replacement.", job.job_id, spec_name)
         self._correct_state()
+
+
+@cache
+def deploy_cluster_class(system: BatchSystem) -> type:
+    """The dask-jobqueue cluster class of ``system`` with daskdeploy's job and replacement.
+
+    Its jobs take a ``submitter`` (an :class:`ArraySubmitter`) and the cluster a
+    ``retire_after`` (seconds after which a worker may leave at the end of its lifetime).
+    """
+    base = _import_class(system.cluster_class)
+    job_cls = type(f"Deploy{base.job_cls.__name__}", (_SubmittedJob, base.job_cls), {})
+    return type(
+        f"Deploy{base.__name__}", (_ReplacingCluster, base), {"job_cls": job_cls, "system": system}
+    )

@@ -1,4 +1,4 @@
-"""Pure functions that shape batch job scripts and worker lifetimes.
+"""Pure functions that shape batch job scripts, time limits and worker lifetimes.
 
 Nothing here runs a command or reads the environment, so each function is tested against
 golden files (``tests/golden/``).
@@ -11,11 +11,14 @@ import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from .system import JobArrays
+
 __all__ = [
     "WORKER_DIR_VARIABLE",
     "WorkerLifetime",
     "as_array_script",
     "lifetime_args",
+    "parse_walltime",
     "worker_lifetime",
     "worker_scratch_lines",
 ]
@@ -43,11 +46,19 @@ def worker_scratch_lines(tag: str) -> list[str]:
     ]
 
 
-def as_array_script(script: str, worker_names: Sequence[str], name_in_script: str) -> str:
+def as_array_script(
+    script: str,
+    worker_names: Sequence[str],
+    name_in_script: str,
+    *,
+    arrays: JobArrays,
+    directive_prefix: str,
+) -> str:
     """Turn the script of one worker job into a job array starting all ``worker_names``.
 
     Array task ``i`` starts the worker named ``worker_names[i]``, so the scheduler sees
-    exactly the names it would see had each job been submitted on its own.
+    exactly the names it would see had each job been submitted on its own. The array's
+    size goes in the header (:meth:`JobArrays.flag`), so the saved script shows it.
 
     Parameters
     ----------
@@ -57,21 +68,28 @@ def as_array_script(script: str, worker_names: Sequence[str], name_in_script: st
         One name per array task.
     name_in_script
         The worker name that ``script`` passes to ``--name``.
+    arrays
+        How the batch system spells arrays (the task index variable, its first value,
+        per-task output file names).
+    directive_prefix
+        How the script's directive lines start.
 
     Raises
     ------
     ValueError
         When the script does not pass ``--name name_in_script`` exactly once, or has no
-        ``#SBATCH`` header.
+        directive header.
 
     Examples
     --------
-    >>> print(as_array_script("#!/bin/bash\\n#SBATCH -J x\\nrun --name a", ["a", "b"], "a"))
+    >>> sge = JobArrays("-t {first}-{last}", "SGE_TASK_ID", 1, "{array}.{index}")
+    >>> print(as_array_script("#!/bin/bash\\n#$ -N x\\nrun --name a", ["a", "b"], "a",
+    ...                       arrays=sge, directive_prefix="#$"))
     #!/bin/bash
-    #SBATCH -J x
-    #SBATCH --array=0-1
+    #$ -N x
+    #$ -t 1-2
     DASKDEPLOY_WORKER_NAMES=(a b)
-    run --name "${DASKDEPLOY_WORKER_NAMES[$SLURM_ARRAY_TASK_ID]}"
+    run --name "${DASKDEPLOY_WORKER_NAMES[$((SGE_TASK_ID - 1))]}"
     """
     if not worker_names:
         raise ValueError("a job array needs at least one worker name")
@@ -80,19 +98,29 @@ def as_array_script(script: str, worker_names: Sequence[str], name_in_script: st
         raise ValueError(f"the job script must pass '--name {name_in_script}' exactly once")
     lines = script.splitlines()
     header_end = max(
-        (i for i, line in enumerate(lines) if line.startswith("#SBATCH")), default=None
+        (i for i, line in enumerate(lines) if line.startswith(directive_prefix + " ")),
+        default=None,
     )
     if header_end is None:
-        raise ValueError("the job script has no #SBATCH header")
-    # Output files named after the array task ("%A_%a"), as squeue and scancel name it.
-    lines = [line.replace("%j", "%A_%a") if line.startswith("#SBATCH") else line for line in lines]
+        raise ValueError(f"the job script has no {directive_prefix} header")
+
+    def per_task(line: str) -> str:
+        if line.startswith(directive_prefix + " "):
+            for old, new in arrays.output_substitutions:
+                line = line.replace(old, new)
+        return line
+
+    lines = [per_task(line) for line in lines]
     names = " ".join(shlex.quote(name) for name in worker_names)
     lines[header_end + 1 : header_end + 1] = [
-        f"#SBATCH --array=0-{len(worker_names) - 1}",
+        f"{directive_prefix} {arrays.flag(len(worker_names))}",
         f"{NAMES_VARIABLE}=({names})",
     ]
     body = "\n".join(lines)
-    chosen = f'--name "${{{NAMES_VARIABLE}[$SLURM_ARRAY_TASK_ID]}}"'
+    index = f"${arrays.index_variable}"
+    if arrays.first_index:
+        index = f"$(({arrays.index_variable} - {arrays.first_index}))"
+    chosen = f'--name "${{{NAMES_VARIABLE}[{index}]}}"'
     return flag.sub(lambda _: chosen, body) + ("\n" if script.endswith("\n") else "")
 
 
@@ -146,3 +174,45 @@ def lifetime_args(setting: float | str, time_limit: int | None) -> list[str]:
     if setting == "auto":
         return worker_lifetime(time_limit).worker_args() if time_limit else []
     return ["--lifetime", f"{setting:g}s", "--lifetime-stagger", f"{setting / 5:g}s"]
+
+
+_WALLTIME = re.compile(
+    r"^(?:(?P<days>\d+)-)?(?P<a>\d+)(?::(?P<b>\d+))?(?::(?P<c>\d+))?$",
+)
+
+
+def parse_walltime(text: str) -> int:
+    """Convert a time limit to seconds.
+
+    Accepts ``HH:MM:SS`` and SLURM's other forms: ``M`` (minutes), ``M:S``, ``D-H``,
+    ``D-H:M`` and ``D-H:M:S``. Every batch system's backend reads its ``walltime``
+    option this way and spells the limit as its system expects.
+
+    >>> parse_walltime("00:30:00"), parse_walltime("90"), parse_walltime("1-12")
+    (1800, 5400, 129600)
+
+    Raises
+    ------
+    ValueError
+        For anything else (including ``UNLIMITED``, which has no length).
+    """
+    match = _WALLTIME.match(str(text).strip())
+    if match is None:
+        raise ValueError(
+            f"expected a time limit such as '00:30:00', '90' (minutes) or '1-12:00:00', "
+            f"got {text!r}"
+        )
+    days = int(match["days"] or 0)
+    parts = [int(p) for p in (match["a"], match["b"], match["c"]) if p is not None]
+    if match["days"] is not None:
+        hours, minutes, seconds = [*parts, 0, 0][:3]
+    elif len(parts) == 3:
+        hours, minutes, seconds = parts
+    elif len(parts) == 2:
+        hours, (minutes, seconds) = 0, parts
+    else:
+        hours, minutes, seconds = 0, parts[0], 0
+    total = ((days * 24 + hours) * 60 + minutes) * 60 + seconds
+    if total <= 0:
+        raise ValueError(f"expected a positive time limit, got {text!r}")
+    return total

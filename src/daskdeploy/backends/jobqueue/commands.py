@@ -1,0 +1,132 @@
+"""``daskdeploy jobscript``: a driver job script for any job-queue system.
+
+Every job-queue backend adds this one command (see
+:meth:`~daskdeploy.backends.jobqueue.backend.JobQueueBackend.cli_commands`).
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from ...cli.arguments import SCRIPT, script_not_an_option
+from ...errors import DaskDeployError
+from .driver import DriverRequest, render_driver_script
+
+__all__ = ["jobscript"]
+
+
+def _job_queue_backends() -> dict[str, object]:
+    from ...registry import loaded_backends
+    from .backend import JobQueueBackend
+
+    return {b.name: b for b in loaded_backends() if isinstance(b, JobQueueBackend)}
+
+
+@click.command(
+    context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False},
+    epilog="""\b
+Examples:
+  daskdeploy jobscript --system sge -n 16 pi.py > pi.sh && qsub pi.sh
+  daskdeploy jobscript --system pbs -n 8 -o walltime=02:00:00 -o queue=long pi.py | qsub
+  daskdeploy jobscript --system slurm --setup 'module load python' pi.py > pi.sbatch
+""",
+)
+@click.option(
+    "--system",
+    "system_name",
+    required=True,
+    metavar="NAME",
+    help="Batch system: slurm, sge, pbs, lsf, oar, moab (htcondor: see the docs).",
+)
+@click.option(
+    "--workers",
+    "-n",
+    default=4,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Worker processes.",
+)
+@click.option(
+    "--time",
+    "-t",
+    "walltime",
+    default="01:00:00",
+    show_default=True,
+    metavar="HH:MM:SS",
+    help="The driver job's time limit: the whole run, worker jobs' queueing included.",
+)
+@click.option(
+    "--option",
+    "-o",
+    "worker_options",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="An option of the worker jobs, e.g. walltime=00:30:00 or queue=short (repeatable).",
+)
+@click.option("--queue", "-q", metavar="NAME", help="The driver job's queue (default: the site's).")
+@click.option("--account", "-A", metavar="NAME", help="The driver job's account.")
+@click.option("--job-name", "-J", metavar="NAME", help="Driver job name (default: dask-<script>).")
+@click.option(
+    "--setup",
+    multiple=True,
+    metavar="LINE",
+    help="A shell line run before daskdeploy, e.g. 'module load python' (repeatable).",
+)
+@click.argument("script", type=SCRIPT, callback=script_not_an_option)
+@click.argument("script_args", nargs=-1, type=click.UNPROCESSED)
+def jobscript(
+    system_name: str,
+    workers: int,
+    walltime: str,
+    worker_options: tuple[str, ...],
+    queue: str | None,
+    account: str | None,
+    job_name: str | None,
+    setup: tuple[str, ...],
+    script: object,
+    script_args: tuple[str, ...],
+) -> None:
+    """Print a driver job script that runs SCRIPT with workers as batch jobs.
+
+    The driver job runs SCRIPT, the Dask scheduler and the client; from inside it,
+    `daskdeploy run --backend NAME` submits the worker jobs and cancels them when SCRIPT
+    ends. Submit it with the system's submit command (qsub, sbatch, bsub <, oarsub -S,
+    msub). On SLURM, `daskdeploy sbatch` writes the other kind: one allocation whose
+    tasks are the workers.
+    """
+    backends = _job_queue_backends()
+    backend = backends.get(system_name)
+    if backend is None:
+        raise click.BadParameter(
+            f"{system_name!r} is not a batch system daskdeploy knows. Choose one of: "
+            f"{', '.join(backends)}.",
+            param_hint="--system",
+        )
+    if not backend.system.driver_scripts:
+        raise click.BadParameter(
+            f"{backend.system.title} describes jobs in a submit file, not a shell script; "
+            f"see the example in examples/jobscripts/ instead.",
+            param_hint="--system",
+        )
+    bad = [option for option in worker_options if "=" not in option]
+    if bad:
+        raise click.BadParameter(f"expected KEY=VALUE, got {bad[0]!r}", param_hint="--option")
+    request = DriverRequest(
+        script=str(script),
+        script_args=tuple(script_args),
+        workers=workers,
+        walltime=walltime,
+        worker_options=worker_options,
+        queue=queue,
+        account=account,
+        job_name=job_name,
+        setup=setup,
+        python=sys.executable,
+    )
+    try:
+        text = render_driver_script(backend, request)
+    except (DaskDeployError, ValueError) as exc:
+        raise click.UsageError(str(exc)) from None
+    click.echo(text, nl=False)
