@@ -258,10 +258,10 @@ def ssh_hosts() -> Iterator[object]:
 FAULT_NOT_APPLICABLE = {
     **{
         (case, backend): "no SLURM job"
-        for case in ("scancel mid-run", "walltime expiry mid-run")
+        for case in ("job cancelled mid-run", "walltime expiry mid-run")
         for backend in ("local", "ssh")
     },
-    ("scancel mid-run", "mpi"): "no job of its own",
+    ("job cancelled mid-run", "mpi"): "no job of its own",
     ("walltime expiry mid-run", "mpi"): "no job of its own",
     ("walltime expiry mid-run", "allocation"): "limit ends the job",
 }
@@ -280,3 +280,40 @@ def report_figures(text: str) -> dict:
     efficiency = re.search(r"^  CPU efficiency +([\d.]+)%$", text, re.M)
     assert workers and efficiency, text
     return {"workers": workers.group(1), "efficiency": float(efficiency.group(1))}
+
+
+@pytest.fixture(scope="session")
+def sge_cell() -> Iterator[object]:
+    """A real SGE cell on localhost for the whole session: sge_qmaster, sge_execd, all.q.
+
+    The queue has 8 slots, more than this machine has cores, and the PE ``smp``.
+    SGE_ROOT, SGE_CELL, SGE_QMASTER_PORT and SGE_EXECD_PORT are exported for the session,
+    so qsub, dask-jobqueue's SGECluster and every subprocess find the cell.
+    """
+    from daskdeploy.testing.sge import LocalSGE, unavailable_reason
+
+    require(unavailable_reason(), "a local SGE cell")
+    cell = LocalSGE(slots=8).start()
+    saved = {name: os.environ.get(name) for name in cell.environ}
+    os.environ.update(cell.environ)
+    try:
+        yield cell
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        cell.stop()
+
+
+@pytest.fixture
+def sge(sge_cell):
+    """The session's SGE cell; the test fails if it leaves any job behind."""
+    yield sge_cell
+    left = sge_cell.jobs()
+    if left:
+        text = sge_cell.qstat_text()
+        sge_cell.run("qdel", "-u", "*")
+        sge_cell.wait_for_no_jobs(timeout=30)
+        pytest.fail(f"jobs left in SGE after the test: {left}\n{text}")

@@ -1,12 +1,12 @@
-"""The contract suite (daskdeploy.testing.contract) on our five backends and the docs' example.
+"""The contract suite (daskdeploy.testing.contract) on our backends and the docs' example.
 
 Each class runs the same four tests against real components: the session's SLURM cluster
-(slurm, allocation inside ``salloc``), its SSH hosts, MPICH's ``mpiexec``. Leftovers
-outside this machine's processes are checked independently of the backend (``squeue``,
-the hosts' processes and directories). The example backend of docs/api.rst
-(docs/examples/subprocess_backend.py) is installed as a user would: a distribution with a
-``daskdeploy.backends`` entry point on ``sys.path`` and ``PYTHONPATH``, so the reaper's
-``daskdeploy cleanup`` finds it too.
+(slurm, allocation inside ``salloc``), its Grid Engine cell (sge), its SSH hosts, MPICH's
+``mpiexec``. Leftovers outside this machine's processes are checked independently of the
+backend (``squeue``, ``qstat``, the hosts' processes and directories). The example backend
+of docs/api.rst (docs/examples/subprocess_backend.py) is installed as a user would: a
+distribution with a ``daskdeploy.backends`` entry point on ``sys.path`` and ``PYTHONPATH``,
+so the reaper's ``daskdeploy cleanup`` finds it too.
 """
 
 from __future__ import annotations
@@ -54,6 +54,27 @@ class TestSlurmContract(BackendContract):
                 f"job {job['id']} {job['state']}"
                 for job in slurm_cluster.jobs()
                 if deployment_id in (job["name"], job["comment"].removeprefix("daskdeploy:"))
+            ]
+
+        return jobs
+
+
+class TestSGEContract(BackendContract):
+    backend = "sge"
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def contract_options(cls, sge_cell) -> dict[str, Any]:
+        return {"workers": 2}
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def contract_leftovers(cls, sge_cell) -> Callable[[str], list[str]]:
+        def jobs(deployment_id: str) -> list[str]:
+            return [
+                f"job {job['id']} {job['state']}"
+                for job in sge_cell.jobs()
+                if job["name"] == deployment_id
             ]
 
         return jobs

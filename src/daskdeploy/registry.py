@@ -43,6 +43,7 @@ DEFAULT_BACKEND = "local"
 BUILTIN_BACKENDS: dict[str, str] = {
     "local": "daskdeploy.backends.local:LocalBackend",
     "slurm": "daskdeploy.backends.slurm.backend:SlurmBackend",
+    "sge": "daskdeploy.backends.sge.backend:SGEBackend",
     # Before allocation: `srun --mpi=pmi2` and `mpiexec` inside a job are MPI runs.
     "mpi": "daskdeploy.backends.mpi.backend:MPIBackend",
     "allocation": "daskdeploy.backends.slurm.allocation:AllocationBackend",
