@@ -140,7 +140,7 @@ def small_profile(scene: Scene) -> None:
 
 def profile_for_a_gone_backend(scene: Scene) -> None:
     """A saved profile 'old' whose backend is not (or no longer) installed."""
-    scene.config({"daskdeploy.profiles": {"old": {"backend": "pbs", "workers": 2}}})
+    scene.config({"daskdeploy.profiles": {"old": {"backend": "torque", "workers": 2}}})
 
 
 def no_commands(scene: Scene) -> None:
@@ -505,7 +505,7 @@ CASES = [
         "api-profile-names-an-unknown-backend",
         lambda: plan("old"),
         UnknownBackendError,
-        "Unknown backend 'pbs'",
+        "Unknown backend 'torque'",
         "It is named by profile 'old'",
         setup=profile_for_a_gone_backend,
     ),

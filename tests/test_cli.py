@@ -196,9 +196,12 @@ def test_help_lists_the_commands_backends_add_and_they_run():
     listed = CliRunner().invoke(cli, ["--help"], prog_name="daskdeploy")
     assert listed.exit_code == 0, listed.output
     commands = listed.output.split("Commands:", 1)[1]
-    for name in ("run", "backends", "ls", "cleanup", "profile", "sbatch", "hostfile"):
+    for name in ("run", "backends", "ls", "cleanup", "profile", "sbatch", "hostfile", "jobscript"):
         assert f"\n  {name} " in commands, name
-    assert "Backends: local, slurm, mpi, allocation, ssh." in listed.output
+    assert (
+        "Backends: local, slurm, sge, pbs, lsf, htcondor, oar, moab, mpi, allocation, ssh."
+        in " ".join(listed.output.split())
+    )
     assert "--ntasks" in CliRunner().invoke(cli, ["sbatch", "--help"]).output
     mistyped = CliRunner().invoke(cli, ["sbach"], prog_name="daskdeploy")
     assert mistyped.exit_code == 2
@@ -212,7 +215,8 @@ def test_run_examples_come_from_the_backends_in_registry_order():
     block = shown.split("Examples:", 1)[1].split("Options:", 1)[0]
     examples = [line.strip() for line in block.splitlines() if line.strip()]
     backends = [line.split()[3] for line in examples if line.startswith("daskdeploy run --backend")]
-    assert backends == ["slurm", "slurm", "mpi", "allocation", "ssh"]
+    systems = ["slurm", "sge", "pbs", "lsf", "htcondor", "oar", "moab"]
+    assert backends == [*(name for name in systems for _ in range(2)), "mpi", "allocation", "ssh"]
     assert examples[0] == "daskdeploy run examples/pi.py --samples 100000000"
 
 

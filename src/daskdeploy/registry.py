@@ -44,6 +44,11 @@ BUILTIN_BACKENDS: dict[str, str] = {
     "local": "daskdeploy.backends.local:LocalBackend",
     "slurm": "daskdeploy.backends.slurm.backend:SlurmBackend",
     "sge": "daskdeploy.backends.sge.backend:SGEBackend",
+    "pbs": "daskdeploy.backends.pbs.backend:PBSBackend",
+    "lsf": "daskdeploy.backends.lsf.backend:LSFBackend",
+    "htcondor": "daskdeploy.backends.htcondor.backend:HTCondorBackend",
+    "oar": "daskdeploy.backends.oar.backend:OARBackend",
+    "moab": "daskdeploy.backends.moab.backend:MoabBackend",
     # Before allocation: `srun --mpi=pmi2` and `mpiexec` inside a job are MPI runs.
     "mpi": "daskdeploy.backends.mpi.backend:MPIBackend",
     "allocation": "daskdeploy.backends.slurm.allocation:AllocationBackend",
