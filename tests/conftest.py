@@ -264,6 +264,7 @@ FAULT_NOT_APPLICABLE = {
     ("job cancelled mid-run", "mpi"): "no job of its own",
     ("walltime expiry mid-run", "mpi"): "no job of its own",
     ("walltime expiry mid-run", "allocation"): "limit ends the job",
+    ("walltime expiry mid-run", "batchjob"): "limit ends the job",
 }
 
 

@@ -199,7 +199,8 @@ def test_help_lists_the_commands_backends_add_and_they_run():
     for name in ("run", "backends", "ls", "cleanup", "profile", "sbatch", "hostfile", "jobscript"):
         assert f"\n  {name} " in commands, name
     assert (
-        "Backends: local, slurm, sge, pbs, lsf, htcondor, oar, moab, mpi, allocation, ssh."
+        "Backends: local, slurm, sge, pbs, lsf, htcondor, oar, moab, mpi, allocation, "
+        "batchjob, ssh."
         in " ".join(listed.output.split())
     )
     assert "--ntasks" in CliRunner().invoke(cli, ["sbatch", "--help"]).output
@@ -216,7 +217,8 @@ def test_run_examples_come_from_the_backends_in_registry_order():
     examples = [line.strip() for line in block.splitlines() if line.strip()]
     backends = [line.split()[3] for line in examples if line.startswith("daskdeploy run --backend")]
     systems = ["slurm", "sge", "pbs", "lsf", "htcondor", "oar", "moab"]
-    assert backends == [*(name for name in systems for _ in range(2)), "mpi", "allocation", "ssh"]
+    in_place = ["mpi", "allocation", "ssh"]
+    assert backends == [*(name for name in systems for _ in range(2)), *in_place]
     assert examples[0] == "daskdeploy run examples/pi.py --samples 100000000"
 
 

@@ -97,6 +97,23 @@ class TestAllocationContract(BackendContract):
         return lambda deployment_id: [f"job {j['id']} {j['state']}" for j in slurm_cluster.jobs()]
 
 
+class TestBatchJobContract(BackendContract):
+    backend = "batchjob"
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def contract_runner(cls, sge_cell) -> ScriptRunner:
+        """The script is the command of an interactive Grid Engine job of three slots."""
+        return ScriptRunner(("qrsh", "-V", "-cwd", "-now", "y", "-pe", "smp", "3", PYTHON))
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def contract_leftovers(cls, sge_cell) -> Callable[[str], list[str]]:
+        # The job is not named after the deployment; the session's cell runs nothing
+        # else meanwhile, so any job is this test's.
+        return lambda deployment_id: [f"job {j['id']} {j['state']}" for j in sge_cell.jobs()]
+
+
 class TestSSHContract(BackendContract):
     backend = "ssh"
 

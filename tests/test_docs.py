@@ -25,6 +25,8 @@ BACKEND_PAGES = {
     "allocation": "allocation.rst",
     "ssh": "ssh.rst",
     "mpi": "mpi.rst",
+    "batchjob": "batchjob.rst",
+    **dict.fromkeys(("sge", "pbs", "lsf", "htcondor", "oar", "moab"), "batch-systems.rst"),
 }
 
 

@@ -52,6 +52,7 @@ BUILTIN_BACKENDS: dict[str, str] = {
     # Before allocation: `srun --mpi=pmi2` and `mpiexec` inside a job are MPI runs.
     "mpi": "daskdeploy.backends.mpi.backend:MPIBackend",
     "allocation": "daskdeploy.backends.slurm.allocation:AllocationBackend",
+    "batchjob": "daskdeploy.backends.jobqueue.batchjob:BatchJobBackend",
     "ssh": "daskdeploy.backends.ssh.backend:SSHBackend",
 }
 

@@ -31,7 +31,14 @@ from ...commands import CommandError, missing_commands, run_command
 if TYPE_CHECKING:
     from ...options import Option, ResolvedOptions
 
-__all__ = ["BatchJob", "BatchSystem", "JobArrays", "JobSettings", "format_hms"]
+__all__ = [
+    "BatchJob",
+    "BatchSystem",
+    "JobAllocation",
+    "JobArrays",
+    "JobSettings",
+    "format_hms",
+]
 
 #: Seconds a healthy batch system takes to answer a query, at most.
 QUICK = 20.0
@@ -117,6 +124,72 @@ class JobArrays:
 
 
 @dataclass(frozen=True)
+class JobAllocation:
+    """How a job of a batch system names its hosts, and how it starts a process on one.
+
+    Read by the ``batchjob`` backend, which runs Dask inside such a job (in place).
+
+    Attributes
+    ----------
+    marker
+        An environment variable the system sets in every job (and only there), e.g.
+        SGE's ``SGE_JOB_SPOOL_DIR``.
+    job_id
+        The variable holding the job's id.
+    host_file
+        The variable naming the job's host file (``PE_HOSTFILE``, ``PBS_NODEFILE``).
+    slots_per_line
+        True when each line of the host file is ``host slots ...`` (SGE); False when a
+        host appears once per slot (PBS, LSF, OAR).
+    slots
+        The variable with the job's slot count, used when there is no host file (a
+        one-host job); ``None``: one slot.
+    launcher
+        The command that starts a process on one of the job's hosts, as part of the job,
+        with ``{host}`` for the host (``qrsh -inherit {host}``, ``pbsdsh -h {host}``).
+    launcher_joins_arguments
+        True when the launcher runs its arguments as one shell command line (like
+        ``rsh``): they are then quoted for that shell.
+    """
+
+    marker: str
+    job_id: str
+    host_file: str
+    slots_per_line: bool
+    slots: str | None
+    launcher: tuple[str, ...]
+    launcher_joins_arguments: bool = True
+
+    def hosts(self, environ: Mapping[str, str], read: Any = None) -> list[tuple[str, int]]:
+        """The job's hosts and the slots on each, in the host file's order.
+
+        ``read`` reads a file's text (default: from disk); a job without a host file has
+        its slot count (``slots``) on the local host.
+        """
+        path = environ.get(self.host_file)
+        if not path:
+            import socket
+
+            return [(socket.gethostname(), int(environ.get(self.slots or "", "") or 1))]
+        text = read(path) if read else Path(path).read_text()
+        hosts: dict[str, int] = {}
+        for line in text.splitlines():
+            words = line.split()
+            if not words:
+                continue
+            count = int(words[1]) if self.slots_per_line and len(words) > 1 else 1
+            hosts[words[0]] = hosts.get(words[0], 0) + count
+        return list(hosts.items())
+
+    def launch(self, host: str, command: Sequence[str]) -> list[str]:
+        """The command line that runs ``command`` on ``host`` as part of the job."""
+        words = [word.format(host=host) for word in self.launcher]
+        if self.launcher_joins_arguments:
+            return [*words, shlex.join(command)]
+        return [*words, *command]
+
+
+@dataclass(frozen=True)
 class JobSettings:
     """What every worker job gets, whatever the system; :meth:`BatchSystem.job_kwargs`
     spells the system-specific parts of it.
@@ -180,6 +253,9 @@ class BatchSystem:
     arrays: ClassVar[JobArrays | None] = None
     #: What the system calls a queue (``"partition"`` for SLURM).
     queue_word: ClassVar[str] = "queue"
+    #: How a job of this system names its hosts and starts processes on them (the
+    #: ``batchjob`` backend); ``None`` when daskdeploy cannot run inside its jobs.
+    allocation: ClassVar[JobAllocation | None] = None
     #: Whether a job is a shell script (``daskdeploy jobscript`` writes driver jobs then);
     #: HTCondor's submit description is not.
     driver_scripts: ClassVar[bool] = True

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from ...commands import CommandError, run_command
-from ..jobqueue.system import QUICK, BatchJob, BatchSystem, JobSettings
+from ..jobqueue.system import QUICK, BatchJob, BatchSystem, JobAllocation, JobSettings
 
 if TYPE_CHECKING:
     from ...options import ResolvedOptions
@@ -88,6 +88,18 @@ class LsfSystem(BatchSystem):
     )
     # bsub, "job_script": "Use the #BSUB imperative ... to specify job submission options".
     directive_prefix = "#BSUB"
+    # Inside a job: LSB_JOBID; LSB_DJOB_HOSTFILE lists a host once per slot ("LSF
+    # environment variables" reference); blaunch(1) HOST COMMAND starts a task on one
+    # of the job's hosts. Not tested against a real LSF.
+    allocation = JobAllocation(
+        marker="LSB_JOBID",
+        job_id="LSB_JOBID",
+        host_file="LSB_DJOB_HOSTFILE",
+        slots_per_line=False,
+        slots="LSB_DJOB_NUMPROC",
+        launcher=("blaunch", "{host}"),
+        launcher_joins_arguments=False,
+    )
     # bsub prints "Job <764254593> is submitted to queue <normal>."
     job_id_pattern = r"Job <(?P<job_id>\d+)> is submitted"
     option_help: ClassVar[dict[str, str]] = {

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from ...commands import CommandError, run_command
 from ...options import Option, text
-from ..jobqueue.system import QUICK, BatchJob, BatchSystem, JobSettings
+from ..jobqueue.system import QUICK, BatchJob, BatchSystem, JobAllocation, JobSettings
 
 if TYPE_CHECKING:
     from ...options import ResolvedOptions
@@ -88,6 +88,17 @@ class OarSystem(BatchSystem):
     install_hint = "install the OAR user tools (Debian/Ubuntu: apt-get install oar-user)"
     # oarsub(1), SCRIPT: "lines starting with #OAR".
     directive_prefix = "#OAR"
+    # Inside a job: OAR_JOB_ID; OAR_NODEFILE lists a host once per core (oarsub(1),
+    # "ENVIRONMENT"); oarsh HOST COMMAND (an ssh wrapper) starts a task on one of the
+    # job's hosts. Not tested against a real OAR.
+    allocation = JobAllocation(
+        marker="OAR_JOB_ID",
+        job_id="OAR_JOB_ID",
+        host_file="OAR_NODEFILE",
+        slots_per_line=False,
+        slots=None,
+        launcher=("oarsh", "{host}"),
+    )
     # oarsub prints "OAR_JOB_ID=4242" (oarsub(1); dask-jobqueue's OARJob.job_id_regexp).
     job_id_pattern = r"OAR_JOB_ID=(?P<job_id>\d+)"
     extra_options: ClassVar[tuple[Option, ...]] = (

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from ...commands import run_command
 from ...options import Option, text
-from ..jobqueue.system import QUICK, BatchJob, BatchSystem, JobSettings
+from ..jobqueue.system import QUICK, BatchJob, BatchSystem, JobAllocation, JobSettings
 
 if TYPE_CHECKING:
     from ...options import ResolvedOptions
@@ -138,6 +138,18 @@ class PbsSystem(BatchSystem):
     )
     # qsub(1B) -C: "#PBS" is the default directive prefix (PBS Professional and Torque).
     directive_prefix = "#PBS"
+    # Inside a job: PBS_JOBID; PBS_NODEFILE lists a host once per slot (qsub(1B),
+    # "Environment variables"); pbsdsh(1B) -h starts a task on one host (Torque; PBS
+    # Professional's pbsdsh takes -n, see the docs). Not tested against a real server.
+    allocation = JobAllocation(
+        marker="PBS_JOBID",
+        job_id="PBS_JOBID",
+        host_file="PBS_NODEFILE",
+        slots_per_line=False,
+        slots="PBS_NP",
+        launcher=("pbsdsh", "-h", "{host}"),
+        launcher_joins_arguments=False,
+    )
     job_id_pattern = JOB_ID_LINE
     extra_options: ClassVar[tuple[Option, ...]] = (
         Option(

@@ -15,7 +15,15 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from ...commands import CommandError, run_command
 from ...options import Option, text
-from ..jobqueue.system import QUICK, BatchJob, BatchSystem, JobArrays, JobSettings, format_hms
+from ..jobqueue.system import (
+    QUICK,
+    BatchJob,
+    BatchSystem,
+    JobAllocation,
+    JobArrays,
+    JobSettings,
+    format_hms,
+)
 
 if TYPE_CHECKING:
     from ...options import ResolvedOptions
@@ -85,6 +93,17 @@ class SgeSystem(BatchSystem):
     )
     tested_with_daemon = True
     can_test_submit = True
+    # Inside a job: SGE sets SGE_JOB_SPOOL_DIR in every job; a parallel-environment job
+    # has PE_HOSTFILE ("host slots queue processors" per line, sge_pe(5)); qrsh(1)
+    # -inherit starts a task on one of the job's hosts (the PE needs control_slaves).
+    allocation = JobAllocation(
+        marker="SGE_JOB_SPOOL_DIR",
+        job_id="JOB_ID",
+        host_file="PE_HOSTFILE",
+        slots_per_line=True,
+        slots="NSLOTS",
+        launcher=("qrsh", "-inherit", "-nostdin", "{host}"),
+    )
     extra_options: ClassVar[tuple[Option, ...]] = (
         Option("project", text, "Project the jobs belong to (qsub -P).", nullable=True),
         Option(
