@@ -238,3 +238,40 @@ def test_the_job_script_of_a_pe_job_runs_the_main_job(sge, sandbox, tmp_path):
     wait_for(lambda: not sge.jobs(), 30, "the job to leave qstat")
     sandbox.assert_clean()
     assert os.path.exists(output)
+
+
+def test_an_in_place_jobscript_runs_the_main_job_in_one_sge_job(sge, sandbox, tmp_path):
+    """`daskdeploy jobscript --system sge --in-place` piped into qsub, as its help says."""
+    written = subprocess.run(
+        [
+            *sandbox.command("jobscript", "--system", "sge", "--in-place", "-n", "3")[:],
+            str(EXAMPLES / "pi.py"),
+            "--samples",
+            "1000000",
+            "--chunk",
+            "250000",
+        ],
+        env=sandbox.env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert written.returncode == 0, written.stderr
+    assert "#$ -pe smp 3" in written.stdout and "--backend batchjob" in written.stdout
+    submitted = subprocess.run(
+        ["qsub", "-sync", "y", "-V"],
+        input=written.stdout,
+        cwd=tmp_path,
+        env=sandbox.env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=180,
+    )
+    (log,) = tmp_path.glob("dask-pi-*.out")
+    text = log.read_text()
+    assert submitted.returncode == 0, (submitted.stdout, submitted.stderr, text)
+    assert "pi ~ 3.14" in text and "on batchjob: 3 workers x 1 thread" in text, text
+    wait_for(lambda: not sge.jobs(), 30, "the job to leave qstat")
+    sandbox.assert_clean()

@@ -65,6 +65,11 @@ Examples:
     metavar="KEY=VALUE",
     help="An option of the worker jobs, e.g. walltime=00:30:00 or queue=short (repeatable).",
 )
+@click.option(
+    "--in-place",
+    is_flag=True,
+    help="One job of WORKERS slots that runs the workers itself (no worker jobs).",
+)
 @click.option("--queue", "-q", metavar="NAME", help="The driver job's queue (default: the site's).")
 @click.option("--account", "-A", metavar="NAME", help="The driver job's account.")
 @click.option("--job-name", "-J", metavar="NAME", help="Driver job name (default: dask-<script>).")
@@ -82,19 +87,21 @@ def jobscript(
     walltime: str,
     worker_options: tuple[str, ...],
     queue: str | None,
+    in_place: bool,
     account: str | None,
     job_name: str | None,
     setup: tuple[str, ...],
     script: object,
     script_args: tuple[str, ...],
 ) -> None:
-    """Print a driver job script that runs SCRIPT with workers as batch jobs.
+    """Print a job script that runs SCRIPT with Dask workers on a batch system.
 
-    The driver job runs SCRIPT, the Dask scheduler and the client; from inside it,
-    `daskdeploy run --backend NAME` submits the worker jobs and cancels them when SCRIPT
-    ends. Submit it with the system's submit command (qsub, sbatch, bsub <, oarsub -S,
-    msub). On SLURM, `daskdeploy sbatch` writes the other kind: one allocation whose
-    tasks are the workers.
+    By default a driver job: it runs SCRIPT, the Dask scheduler and the client, and
+    from inside it `daskdeploy run --backend NAME` submits WORKERS worker jobs and
+    cancels them when SCRIPT ends. With --in-place, one job of WORKERS slots that runs
+    a worker per slot itself (the batchjob backend; allocation on SLURM, where
+    `daskdeploy sbatch` writes the same kind with more choices). Submit it with the
+    system's submit command (qsub, sbatch, bsub <, oarsub -S, msub).
     """
     backends = _job_queue_backends()
     backend = backends.get(system_name)
@@ -110,6 +117,12 @@ def jobscript(
             f"see the example in examples/jobscripts/ instead.",
             param_hint="--system",
         )
+    if in_place and backend.system.in_place_backend is None:
+        raise click.BadParameter(
+            f"daskdeploy cannot run inside a {backend.system.title} job; leave out "
+            f"--in-place to write a driver job.",
+            param_hint="--in-place",
+        )
     bad = [option for option in worker_options if "=" not in option]
     if bad:
         raise click.BadParameter(f"expected KEY=VALUE, got {bad[0]!r}", param_hint="--option")
@@ -124,6 +137,7 @@ def jobscript(
         job_name=job_name,
         setup=setup,
         python=sys.executable,
+        in_place=in_place,
     )
     try:
         text = render_driver_script(backend, request)

@@ -52,6 +52,10 @@ class DriverRequest:
     python
         The Python that runs daskdeploy (``python -m daskdeploy``); ``None``: the
         ``daskdeploy`` command on the job's ``PATH``.
+    in_place
+        Ask for ``workers`` slots in this one job and run the workers on them (the
+        system's in-place backend: ``allocation`` on SLURM, ``batchjob`` elsewhere)
+        instead of submitting worker jobs.
     """
 
     script: str
@@ -64,6 +68,7 @@ class DriverRequest:
     job_name: str | None = None
     setup: tuple[str, ...] = field(default_factory=tuple)
     python: str | None = None
+    in_place: bool = False
 
     @property
     def name(self) -> str:
@@ -75,9 +80,12 @@ class DriverRequest:
 
 
 def run_command(backend: str, request: DriverRequest) -> list[str]:
-    """The ``daskdeploy run`` command line the driver job ends with."""
+    """The ``daskdeploy run`` command line the job ends with (``backend``: the one that
+    runs the workers; an in-place job uses all its slots, so it passes no ``--workers``)."""
     launcher = ["daskdeploy"] if request.python is None else [request.python, "-m", "daskdeploy"]
-    command = [*launcher, "run", "--backend", backend, "--workers", str(request.workers)]
+    command = [*launcher, "run", "--backend", backend]
+    if not request.in_place:
+        command += ["--workers", str(request.workers)]
     for option in request.worker_options:
         command += ["--option", option]
     if request.script.startswith("-"):
@@ -99,29 +107,46 @@ def render_driver_script(backend: JobQueueBackend, request: DriverRequest) -> st
     from .backend import driver_job_script
 
     system = backend.system
+    slots = request.workers if request.in_place else 1
     options = daskdeploy.plan(
         backend.name,
         walltime=request.walltime,
         processes=1,
-        cores=1,
-        memory="2GiB",
+        cores=slots,
+        memory=f"{2 * slots}GiB",
         account=request.account,
         tls=False,
         **{system.queue_word: request.queue},
     ).options
-    command = shlex.join(run_command(backend.name, request))
-    title, submit = system.title, system.submit_command
-    comments = [
-        f"# A driver job for daskdeploy's {backend.name} backend, written by "
-        f"`daskdeploy jobscript --system {backend.name}`.",
+    title = system.title
+    submit = system.submit_hint or f"{system.submit_command} THIS_FILE"
+    written = (
+        f"`daskdeploy jobscript --system {backend.name}{' --in-place' if request.in_place else ''}`"
+    )
+    if request.in_place:
+        assert system.in_place_backend is not None
+        command = shlex.join(run_command(system.in_place_backend, request))
+        comments = [
+            f"# Dask in one {title} job of {slots} slots, written by {written}.",
+            "#",
+            "# This job runs your script and the Dask scheduler, and one single-threaded Dask",
+            f"# worker per slot ({system.in_place_backend} backend). No other job is submitted, so",
+            "# deleting this job stops everything, and its time limit bounds the whole run.",
+        ]
+    else:
+        command = shlex.join(run_command(backend.name, request))
+        comments = [
+            f"# A driver job for daskdeploy's {backend.name} backend, written by {written}.",
+            "#",
+            "# This small job runs your script, the Dask scheduler and the client. The workers",
+            f"# are {title} jobs of their own, submitted from inside it and named after the",
+            "# deployment (dd-xxxxxxxx); when the script ends, fails, or this job is cancelled or",
+            "# reaches its time limit, daskdeploy cancels them. Its time limit bounds the whole",
+            "# run: the worker jobs' time in the queue and your script's.",
+        ]
+    comments += [
         "#",
-        "# This small job runs your script, the Dask scheduler and the client. The workers",
-        f"# are {title} jobs of their own, submitted from inside it and named after the",
-        "# deployment (dd-xxxxxxxx); when the script ends, fails, or this job is cancelled or",
-        "# reaches its time limit, daskdeploy cancels them. Its time limit bounds the whole",
-        "# run: the worker jobs' time in the queue and your script's.",
-        "#",
-        f"#     {submit} THIS_FILE      (from the directory the relative paths refer to)",
+        f"#     {submit}      (from the directory the relative paths refer to)",
     ]
     prologue = ["", *comments, "", "set -euo pipefail"]
     if request.setup:

@@ -256,6 +256,11 @@ class BatchSystem:
     #: How a job of this system names its hosts and starts processes on them (the
     #: ``batchjob`` backend); ``None`` when daskdeploy cannot run inside its jobs.
     allocation: ClassVar[JobAllocation | None] = None
+    #: The backend that runs Dask inside one job of this system (``daskdeploy jobscript
+    #: --in-place``); ``None`` when there is none.
+    in_place_backend: ClassVar[str | None] = None
+    #: How to submit a job script file, when not ``<submit_command> THIS_FILE``.
+    submit_hint: ClassVar[str] = ""
     #: Whether a job is a shell script (``daskdeploy jobscript`` writes driver jobs then);
     #: HTCondor's submit description is not.
     driver_scripts: ClassVar[bool] = True

@@ -91,6 +91,8 @@ class LsfSystem(BatchSystem):
     # Inside a job: LSB_JOBID; LSB_DJOB_HOSTFILE lists a host once per slot ("LSF
     # environment variables" reference); blaunch(1) HOST COMMAND starts a task on one
     # of the job's hosts. Not tested against a real LSF.
+    in_place_backend = "batchjob"
+    submit_hint = "bsub < THIS_FILE"  # bsub reads #BSUB lines from standard input
     allocation = JobAllocation(
         marker="LSB_JOBID",
         job_id="LSB_JOBID",

@@ -91,6 +91,8 @@ class OarSystem(BatchSystem):
     # Inside a job: OAR_JOB_ID; OAR_NODEFILE lists a host once per core (oarsub(1),
     # "ENVIRONMENT"); oarsh HOST COMMAND (an ssh wrapper) starts a task on one of the
     # job's hosts. Not tested against a real OAR.
+    in_place_backend = "batchjob"
+    submit_hint = "oarsub -S ./THIS_FILE"  # -S: read the #OAR lines of the script
     allocation = JobAllocation(
         marker="OAR_JOB_ID",
         job_id="OAR_JOB_ID",

@@ -141,6 +141,7 @@ class PbsSystem(BatchSystem):
     # Inside a job: PBS_JOBID; PBS_NODEFILE lists a host once per slot (qsub(1B),
     # "Environment variables"); pbsdsh(1B) -h starts a task on one host (Torque; PBS
     # Professional's pbsdsh takes -n, see the docs). Not tested against a real server.
+    in_place_backend = "batchjob"
     allocation = JobAllocation(
         marker="PBS_JOBID",
         job_id="PBS_JOBID",

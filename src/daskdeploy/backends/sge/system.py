@@ -96,6 +96,7 @@ class SgeSystem(BatchSystem):
     # Inside a job: SGE sets SGE_JOB_SPOOL_DIR in every job; a parallel-environment job
     # has PE_HOSTFILE ("host slots queue processors" per line, sge_pe(5)); qrsh(1)
     # -inherit starts a task on one of the job's hosts (the PE needs control_slaves).
+    in_place_backend = "batchjob"
     allocation = JobAllocation(
         marker="SGE_JOB_SPOOL_DIR",
         job_id="JOB_ID",

@@ -48,6 +48,7 @@ class SlurmSystem(BatchSystem):
         output_substitutions=(("%j", "%A_%a"),),
     )
     queue_word = "partition"
+    in_place_backend = "allocation"
     tested_with_daemon = True
     extra_options: ClassVar[tuple[Option, ...]] = (
         Option("qos", text, "Quality of service (sbatch --qos).", nullable=True),
