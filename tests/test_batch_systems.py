@@ -506,7 +506,12 @@ def test_a_refused_submission_fails_fast_quoting_the_system(
     elapsed = time.monotonic() - started
     message = str(raised.value)
     refusal = REFUSALS[name][2].strip().splitlines()[-1]
-    assert refusal in message, message
+    command = REFUSALS[name][0]
+    # The system's own words, without the command's "qsub: " prefix, and what to check.
+    assert refusal.removeprefix(f"{command}: ") in message, message
+    assert message.startswith(f"{get_backend(name).system.title} refused the worker jobs:")
+    if name in ("pbs", "lsf", "oar"):  # a queue refusal names the command listing queues
+        assert "Hint: check the queue option" in message, message
     assert elapsed < 5, f"took {elapsed:.1f} s to report the refusal"
     assert wait_for_no_leftovers(before) == []
 

@@ -566,16 +566,20 @@ def _log_directory(backend: str, options: ResolvedOptions, context: StartContext
 def _rejection_message(system: BatchSystem, exc: CommandError) -> str:
     if exc.result is None or exc.result.args[:1] != (system.submit_command,):
         return f"{system.title} is not usable from here: {exc}"
-    said = strip_prefix(exc.result.output_tail(), system.submit_command)
+    return (
+        f"{system.title} would reject the worker job script: {_refusal(system, exc)} Nothing "
+        f"was submitted."
+    )
+
+
+def _refusal(system: BatchSystem, exc: CommandError) -> str:
+    """What the submit command said (its own words, on one line), and what to check."""
+    said = strip_prefix(exc.result.output_tail() if exc.result else str(exc), system.submit_command)
     said = " ".join(line.strip() for line in said.splitlines() if line.strip())
     lowered = said.lower()
-    hints = list(
-        dict.fromkeys(hint for word, hint in system.rejection_hints.items() if word in lowered)
-    )
-    hint = f" Hint: {'; '.join(hints)}." if hints else ""
-    return (
-        f"{system.title} would reject the worker job script: {said}.{hint} Nothing was submitted."
-    )
+    found = (hint for word, hint in system.rejection_hints.items() if word in lowered)
+    hints = list(dict.fromkeys(found))
+    return f"{said}." + (f" Hint: {'; '.join(hints)}." if hints else "")
 
 
 def _cancel_all(system: BatchSystem, job_name: str) -> None:
@@ -606,9 +610,10 @@ class _StartupWatcher:
     def check(self) -> None:
         """Raise as soon as the wait is known to be hopeless."""
         if self.submitter.failures:
-            raise DeploymentError(
-                f"{self.system.title} refused the worker jobs: {self.submitter.failures[0]}"
-            )
+            failure = self.submitter.failures[0]
+            if isinstance(failure, CommandError) and failure.result is not None:
+                failure = _refusal(self.system, failure)  # its words, with what to check
+            raise DeploymentError(f"{self.system.title} refused the worker jobs: {failure}")
         if time.monotonic() - self._last_poll < 2.0 or not self.submitter.submitted:
             return
         self._last_poll = time.monotonic()

@@ -103,7 +103,7 @@ class ArraySubmitter:
         self.system = system
         self.script_dir = script_dir
         self.use_arrays = use_arrays and system.arrays is not None
-        self.failures: list[str] = []
+        self.failures: list[Exception] = []
         self.submitted: list[str] = []
         self._pending: list[tuple[Any, asyncio.Future[str]]] = []
         self._flush: asyncio.Task[None] | None = None
@@ -128,7 +128,7 @@ class ArraySubmitter:
                 ids = [await self._submit_one(job) for job, _ in batch]
         except Exception as exc:
             message = str(exc)
-            self.failures.append(message)
+            self.failures.append(exc)
             logger.error("Submitting %d worker job(s) failed: %s", len(batch), message)
             for _, future in batch:
                 if not future.done():

@@ -304,10 +304,12 @@ class BatchSystem:
     # --- checks before submitting ---------------------------------------------------------
 
     def check_controller(self) -> str:
-        """Ask the system whether it is up; return its answer ("" when it cannot be asked).
+        """Ask the system whether it is up; return its answer ("" when it says nothing).
 
+        By default, list this user's jobs: a server that answers that will take jobs.
         Raises :class:`~daskdeploy.commands.CommandError` with the system's words.
         """
+        self.list_jobs()
         return ""
 
     #: Whether :meth:`test_submit` asks the system (else it returns ``None``).
