@@ -22,9 +22,15 @@ kill -9 of client test_ls_clean. test_ls_clean. here [5],      test_ls_clean. co
                   contract       contract       contract       test_ssh,
                                                                contract
 two at once       here           here           here           here           here
-bad inputs        test_bad_inputs (89 cases: API and CLI, under the backend they concern),
+bad inputs        test_bad_inputs (90 cases: API and CLI, under the backend they concern),
                   contract (per backend: an unknown option, a bad value)
 ================= ============== ============== ============== ============== ============
+
+Grid Engine, for real: ``sge`` (worker jobs) has worker SIGKILL, SIGTERM and two at once
+here, ``qdel`` mid-run and SIGINT in test_sge, kill -9 in the contract suite; walltime
+expiry is the job-queue code tested on slurm. ``batchjob`` (inside an SGE job) has
+``qdel`` of the job in test_batchjob (like [3]), kill -9 in the contract suite, and
+walltime expiry n/a (like [4]).
 
 The bounds: a killed worker or cancelled job still gives the right result (and the job
 is replaced); a retiring worker loses no task; SIGINT/SIGTERM leave no process, job or
@@ -161,6 +167,15 @@ def test_a_worker_restarted_by_its_nanny_keeps_its_job(slurm, monkeypatch):
         assert {job["id"] for job in slurm.jobs()} == jobs
 
 
+@pytest.mark.fault("worker SIGKILL mid-task", "sge")
+def test_worker_sigkill_sge(sge, record_fault):
+    with daskdeploy.deploy("sge", workers=2, quiet=True) as client:
+        jobs = {job["id"] for job in sge.jobs()}
+        _check_worker_killed_and_result(client, record_fault)
+        after = {job["id"] for job in sge.jobs()}
+    assert after == jobs  # the nanny restarted the worker in its job, which was kept
+
+
 @pytest.mark.fault("worker SIGKILL mid-task", "ssh")
 def test_worker_sigkill_ssh(ssh_hosts, record_fault):
     hosts = ssh_hosts.hosts  # scheduler on the first, one worker on each of the others
@@ -286,14 +301,15 @@ def _ssh_config(sandbox, ssh_hosts) -> None:
     sandbox.env["DASK_CONFIG"] = str(path.parent)
 
 
-def _left_over(sandbox, slurm=None, ssh_hosts=None) -> list[str]:
-    """What of a run is still there: local processes, SLURM jobs, remote processes."""
+def _left_over(sandbox, slurm=None, ssh_hosts=None, sge=None) -> list[str]:
+    """What of a run is still there: local processes, SLURM or SGE jobs, remote processes."""
     left = []
     for process in processes_with_marker(sandbox.marker):
         with contextlib.suppress(psutil.Error):  # it may end between listing and asking
             left.append(" ".join(process.cmdline()[:4]))
-    if slurm is not None:
-        left += [f"job {job['id']} {job['state']}" for job in slurm.jobs()]
+    for cluster in (slurm, sge):
+        if cluster is not None:
+            left += [f"job {job['id']} {job['state']}" for job in cluster.jobs()]
     if ssh_hosts is not None:
         for pid in ssh_hosts.remote_processes(SSH_REMOTE):
             with contextlib.suppress(psutil.Error):
@@ -301,7 +317,7 @@ def _left_over(sandbox, slurm=None, ssh_hosts=None) -> list[str]:
     return left
 
 
-def _end_everything(sandbox, slurm=None, ssh_hosts=None) -> None:
+def _end_everything(sandbox, slurm=None, ssh_hosts=None, sge=None) -> None:
     """Kill what a failed case left, so that the next case starts clean."""
     pids = [p.pid for p in processes_with_marker(sandbox.marker)]
     if ssh_hosts is not None:
@@ -309,9 +325,10 @@ def _end_everything(sandbox, slurm=None, ssh_hosts=None) -> None:
     for pid in pids:
         with contextlib.suppress(psutil.Error):
             psutil.Process(pid).kill()
-    if slurm is not None and slurm.jobs():
-        slurm.run("scancel", *[job["id"] for job in slurm.jobs()])
-        slurm.wait_for_no_jobs(timeout=30)
+    for cluster, cancel in ((slurm, "scancel"), (sge, "qdel")):
+        if cluster is not None and cluster.jobs():
+            cluster.run(cancel, *[job["id"] for job in cluster.jobs()])
+            cluster.wait_for_no_jobs(timeout=30)
 
 
 def _ended(process: psutil.Process) -> bool:
@@ -388,6 +405,7 @@ SIGNAL_CASES = [
     )
     for backend, signum in [
         ("slurm", signal.SIGTERM),  # SIGINT: test_slurm.py
+        ("sge", signal.SIGTERM),  # SIGINT (idle workers): test_sge.py
         ("ssh", signal.SIGTERM),  # SIGINT (idle workers): test_ssh.py
         ("allocation", signal.SIGINT),
         ("allocation", signal.SIGTERM),
@@ -404,6 +422,8 @@ def test_signal_to_daskdeploy_run_mid_task(request, sandbox, record_fault, backe
     if backend in ("slurm", "allocation"):
         components["slurm"] = request.getfixturevalue("slurm")
         sandbox.env.update(components["slurm"].env)  # SLURM_CONF, if the sandbox came first
+    elif backend == "sge":
+        components["sge"] = request.getfixturevalue("sge")
     else:
         components["ssh_hosts"] = request.getfixturevalue("ssh_hosts")
         _ssh_config(sandbox, components["ssh_hosts"])
@@ -424,7 +444,7 @@ import sys
 import daskdeploy
 
 backend, size = sys.argv[1], int(sys.argv[2])
-sized = {"workers": 2} if backend in ("local", "slurm") else {}  # the others: from the launch
+sized = {"workers": 2} if backend in ("local", "slurm", "sge") else {}  # others: the launch
 with daskdeploy.deploy(backend, quiet=True, **sized) as client:
     total = client.submit(sum, range(size)).result()
     workers = sorted(client.scheduler_info(n_workers=-1)["workers"])
@@ -470,7 +490,7 @@ def _run_two_at_once(sandbox, backend: str, script, components) -> list[str]:
     return [out for out, _ in outputs]
 
 
-@pytest.mark.parametrize("backend", ["local", "slurm", "allocation", "ssh", "mpi"])
+@pytest.mark.parametrize("backend", ["local", "slurm", "sge", "allocation", "ssh", "mpi"])
 @pytest.mark.fault("two deployments at once", "{backend}")
 def test_two_deployments_at_once(request, sandbox, record_fault, backend):
     """Two runs of one script at the same time on one machine: each gets its own
@@ -480,6 +500,8 @@ def test_two_deployments_at_once(request, sandbox, record_fault, backend):
     if backend in ("slurm", "allocation"):
         components["slurm"] = request.getfixturevalue("slurm")
         sandbox.env.update(components["slurm"].env)  # SLURM_CONF, if the sandbox came first
+    if backend == "sge":
+        components["sge"] = request.getfixturevalue("sge")
     if backend == "ssh":
         components["ssh_hosts"] = request.getfixturevalue("ssh_hosts")
         _ssh_config(sandbox, components["ssh_hosts"])
