@@ -113,6 +113,8 @@ ALLOWED_DYNAMIC: dict[str, str] = {
     "tools_missing_reason(), documented under BackendUnavailableError",
     "backends/jobqueue/commands.py:jobscript": "re-raises str() of plan()'s OptionError "
     "(a bad --time or --option), documented where it is raised",
+    "backends/jobqueue/commands.py:_check_worker_options": "re-raises str() of plan()'s "
+    "OptionError for a --option value, documented where it is raised",
     "backends/oar/system.py:OarSystem.submit": "re-raises oarsub's CommandError with the "
     "inline script replaced by its file name",
 }

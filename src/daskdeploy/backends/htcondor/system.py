@@ -141,6 +141,7 @@ class HTCondorSystem(BatchSystem):
     # A submit description has no directive prefix: its lines are "key = value" submit
     # commands (htcondor-jdl(5)); the word only appears in the options' help.
     directive_prefix = "submit-description"
+    driver_scripts = False  # jobs are submit descriptions, not shell scripts
     # condor_submit prints "1 job(s) submitted to cluster 12." (HTCondor manual, quick
     # start guide); the job is process 0 of that cluster, see submit().
     job_id_pattern = r"submitted to cluster (?P<job_id>\d+)"

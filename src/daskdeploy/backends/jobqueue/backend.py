@@ -575,7 +575,7 @@ def _rejection_message(system: BatchSystem, exc: CommandError) -> str:
 def _refusal(system: BatchSystem, exc: CommandError) -> str:
     """What the submit command said (its own words, on one line), and what to check."""
     said = strip_prefix(exc.result.output_tail() if exc.result else str(exc), system.submit_command)
-    said = " ".join(line.strip() for line in said.splitlines() if line.strip())
+    said = " ".join(line.strip() for line in said.splitlines() if line.strip()).rstrip(".")
     lowered = said.lower()
     found = (hint for word, hint in system.rejection_hints.items() if word in lowered)
     hints = list(dict.fromkeys(found))

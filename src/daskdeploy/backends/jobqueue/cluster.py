@@ -85,6 +85,30 @@ def isolated_config_name(system: BatchSystem) -> str:
     return config_name
 
 
+#: Marks a submission failure this module logged and the backend raises, quoted.
+_REPORTED = "_daskdeploy_reported"
+
+
+def _already_reported(exc: BaseException) -> None:
+    """Keep ``exc`` out of the event loop's "Exception in callback" traceback.
+
+    A failed submission must still fail the job's start (distributed's SpecCluster
+    checks that a started worker runs), and the cluster's task that started it then
+    ends with the exception, which tornado logs with a full traceback. The failure has
+    been logged in one line here and is raised by the backend with the system's words.
+    """
+    setattr(exc, _REPORTED, True)
+    tornado_log = logging.getLogger("tornado.application")
+    if not any(isinstance(f, _SkipReported) for f in tornado_log.filters):
+        tornado_log.addFilter(_SkipReported())
+
+
+class _SkipReported(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        return not getattr(error, _REPORTED, False)
+
+
 class ArraySubmitter:
     """Collects job submissions made together and sends them as one job array.
 
@@ -129,6 +153,7 @@ class ArraySubmitter:
         except Exception as exc:
             message = str(exc)
             self.failures.append(exc)
+            _already_reported(exc)
             logger.error("Submitting %d worker job(s) failed: %s", len(batch), message)
             for _, future in batch:
                 if not future.done():

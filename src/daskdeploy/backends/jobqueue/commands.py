@@ -7,6 +7,7 @@ Every job-queue backend adds this one command (see
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import click
 
@@ -126,6 +127,7 @@ def jobscript(
     bad = [option for option in worker_options if "=" not in option]
     if bad:
         raise click.BadParameter(f"expected KEY=VALUE, got {bad[0]!r}", param_hint="--option")
+    _check_worker_options(backend, in_place, worker_options)
     request = DriverRequest(
         script=str(script),
         script_args=tuple(script_args),
@@ -142,5 +144,25 @@ def jobscript(
     try:
         text = render_driver_script(backend, request)
     except (DaskDeployError, ValueError) as exc:
-        raise click.UsageError(str(exc)) from None
+        message = str(exc)  # an option from --time, --queue or --account: name the flag
+        flags = {"walltime": "--time", "account": "--account", "queue": "--queue"}
+        flags["partition"] = "--queue"
+        for option, flag in flags.items():
+            if f"option '{option}'" in message:
+                raise click.BadParameter(message, param_hint=flag) from None
+        raise click.UsageError(message) from None
     click.echo(text, nl=False)
+
+
+def _check_worker_options(backend: Any, in_place: bool, worker_options: tuple[str, ...]) -> None:
+    """Check the ``--option`` values now, as ``daskdeploy run`` in the job would: a
+    misspelt option should not cost a wait in the queue."""
+    import daskdeploy
+
+    from ...cli.arguments import parse_assignments
+
+    name = backend.system.in_place_backend if in_place else backend.name
+    try:
+        daskdeploy.plan(name, **parse_assignments(worker_options))
+    except DaskDeployError as exc:
+        raise click.BadParameter(str(exc), param_hint="--option") from None

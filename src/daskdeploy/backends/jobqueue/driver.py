@@ -148,7 +148,9 @@ def render_driver_script(backend: JobQueueBackend, request: DriverRequest) -> st
         "#",
         f"#     {submit}      (from the directory the relative paths refer to)",
     ]
-    prologue = ["", *comments, "", "set -euo pipefail"]
+    prologue = [*comments, "set -euo pipefail"]
+    if system.submit_dir_variable:  # jobs start elsewhere (the home directory)
+        prologue.append(f'cd "${{{system.submit_dir_variable}:-.}}"')
     if request.setup:
         prologue += ["set +u  # activation scripts may use unset variables", *request.setup]
         prologue.append("set -u")

@@ -259,6 +259,9 @@ class BatchSystem:
     #: The backend that runs Dask inside one job of this system (``daskdeploy jobscript
     #: --in-place``); ``None`` when there is none.
     in_place_backend: ClassVar[str | None] = None
+    #: The variable holding the directory a job was submitted from, when jobs start
+    #: elsewhere (PBS: ``PBS_O_WORKDIR``); a job script changes to it first.
+    submit_dir_variable: ClassVar[str | None] = None
     #: How to submit a job script file, when not ``<submit_command> THIS_FILE``.
     submit_hint: ClassVar[str] = ""
     #: Whether a job is a shell script (``daskdeploy jobscript`` writes driver jobs then);

@@ -18,11 +18,14 @@ import getpass
 import os
 import xml.etree.ElementTree as ElementTree
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from ...commands import run_command
-from ..jobqueue.system import QUICK, BatchJob
+from ..jobqueue.system import QUICK, BatchJob, JobSettings
 from ..pbs.system import PbsSystem
+
+if TYPE_CHECKING:
+    from ...options import ResolvedOptions
 
 __all__ = ["MOAB", "MoabSystem", "parse_showq_xml"]
 
@@ -97,6 +100,17 @@ class MoabSystem(PbsSystem):
         {"Canceling", "Completed", "Removed", "Vacated"}
     )
     gone_states: ClassVar[frozenset[str]] = frozenset({"Completed", "Removed", "Vacated"})
+
+    def job_kwargs(self, options: ResolvedOptions, settings: JobSettings) -> dict[str, Any]:
+        """As PBS, but resources in Torque's words (``nodes=1:ppn=N``) unless
+        ``resource_spec`` is set: Moab runs mostly over Torque, which refuses PBS
+        Professional's ``select=`` that dask-jobqueue's PBSJob writes by default."""
+        kwargs = super().job_kwargs(options, settings)
+        if kwargs["resource_spec"] is None:
+            # Torque qsub(1) -l nodes=<count>:ppn=<processors per node>; mem (pbs_resources).
+            memory_mb = -(-settings.memory // 2**20)
+            kwargs["resource_spec"] = f"nodes=1:ppn={settings.cores},mem={memory_mb}mb"
+        return kwargs
 
     def configured(self) -> bool:
         """Whether Moab's clients seem set up (``MOABHOMEDIR``, a ``moab.cfg``).

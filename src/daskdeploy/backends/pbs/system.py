@@ -142,6 +142,8 @@ class PbsSystem(BatchSystem):
     # "Environment variables"); pbsdsh(1B) -h starts a task on one host (Torque; PBS
     # Professional's pbsdsh takes -n, see the docs). Not tested against a real server.
     in_place_backend = "batchjob"
+    # qsub(1B): jobs start in the home directory; PBS_O_WORKDIR is where qsub ran.
+    submit_dir_variable = "PBS_O_WORKDIR"
     allocation = JobAllocation(
         marker="PBS_JOBID",
         job_id="PBS_JOBID",
