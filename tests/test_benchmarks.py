@@ -5,6 +5,10 @@ It measures the local and mpi backends, which need no daemons: with slurm and al
 more, in a suite that runs all three for minutes already. ``nox -s bench -- --smoke``
 runs all five, and the published full run (docs/benchmarks/) measured them.
 
+``test_sge_benchmark_smoke`` runs ``bench_jobqueue.py --system sge --smoke`` (a private SGE
+cell, two N=2 and two N=1 start-ups, ~25 s); SLURM's run of the same code is left to
+``bench_slurm.py --smoke``, whose command line is checked here without running it.
+
 The other tests run no benchmark: they check that the run published in docs/benchmarks/
 (``run_all.py --from-json ... --publish docs/benchmarks``) and the docs page agree.
 """
@@ -21,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO
+from conftest import REPO, require
 
 SECTIONS = ("startup", "workloads", "scaling", "imports")
 BACKENDS = ("local", "mpi")
@@ -67,6 +71,57 @@ def test_run_all_smoke(sandbox):
         assert png.read_bytes().startswith(PNG_MAGIC)
     assert "## Targets" in result.stdout and ("PASS" in result.stdout or "MISS" in result.stdout)
     sandbox.assert_clean()
+
+
+def test_sge_benchmark_smoke(sandbox):
+    """bench_jobqueue.py --system sge --smoke: both sides on a private SGE cell, every figure."""
+    pytest.importorskip("dask_jobqueue", reason="dask-jobqueue is part of daskdeploy[sge]")
+    from daskdeploy.testing.sge import unavailable_reason
+
+    require(unavailable_reason(), "a local SGE cell")
+    output = sandbox.root / "sge.json"
+    script = REPO / "benchmarks" / "bench_jobqueue.py"
+    command = [sys.executable, str(script), "--system", "sge", "--smoke", "--no-warmup"]
+    result = sandbox.run([*command, "--json", str(output)], timeout=240)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(output.read_text())
+    assert report["system"] == "sge" and report["settings"]["slots"] >= 16
+    (entry,) = report["scaling"]
+    assert entry["workers"] == 2
+    for side in ("daskdeploy", "raw"):
+        (run,) = entry["runs"][side]
+        assert run["jobs_running"] is not None and len(run["job_ids"]) == 2, run
+        assert 0 < run["jobs_listed"] <= run["jobs_running"], run
+    assert entry["ratio"]["connected"] > 0 and entry["ratio"]["jobs_running"] > 0
+    assert report["worker_cpu"]["ratio"] > 0
+    assert {t["workers"] for t in report["targets"]} == {1, 16}
+    assert "ratio" in result.stdout and "qstat" in result.stdout
+    sandbox.assert_clean()
+
+
+def test_jobqueue_benchmark_command_lines(bench_modules, capsys):
+    """bench_slurm.py is bench_jobqueue.py for SLURM: same options, no --system."""
+    bench_slurm, bench_jobqueue = bench_modules
+    with pytest.raises(SystemExit) as info:
+        bench_slurm.main(["--help"])
+    text = capsys.readouterr().out
+    assert info.value.code == 0 and "bench_slurm.py" in text
+    assert "--nodes" in text and "--system" not in text and "--slots" not in text
+    with pytest.raises(SystemExit) as info:
+        bench_jobqueue.main(["--system", "sge", "--workers", "1,17"])
+    assert info.value.code == 2 and "do not fit" in capsys.readouterr().err
+    assert bench_slurm.Runner.__mro__[1] is bench_jobqueue.Runner  # startup.py's raw slurm side
+
+
+@pytest.fixture
+def bench_modules(monkeypatch):
+    """benchmarks/bench_slurm.py and bench_jobqueue.py as modules, gone afterwards."""
+    monkeypatch.setattr(sys, "path", [str(BENCHMARKS), *sys.path])
+    before = set(sys.modules)
+    yield importlib.import_module("bench_slurm"), importlib.import_module("bench_jobqueue")
+    for name in set(sys.modules) - before:
+        if str(getattr(sys.modules[name], "__file__", "")).startswith(str(BENCHMARKS)):
+            del sys.modules[name]
 
 
 def _shallow_clone() -> bool:

@@ -200,8 +200,7 @@ def test_help_lists_the_commands_backends_add_and_they_run():
         assert f"\n  {name} " in commands, name
     assert (
         "Backends: local, slurm, sge, pbs, lsf, htcondor, oar, moab, mpi, allocation, "
-        "batchjob, ssh."
-        in " ".join(listed.output.split())
+        "batchjob, ssh." in " ".join(listed.output.split())
     )
     assert "--ntasks" in CliRunner().invoke(cli, ["sbatch", "--help"]).output
     mistyped = CliRunner().invoke(cli, ["sbach"], prog_name="daskdeploy")
