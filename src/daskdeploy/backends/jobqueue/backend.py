@@ -292,16 +292,31 @@ class JobQueueBackend(BatchJobLeftovers, Backend):
         if missing:
             raise DeploymentError(f"Cannot submit {system.title} jobs: {missing}")
         try:
-            system.check_controller()
+            if system.controller_check_first or not system.can_test_submit:
+                system.check_controller()
             answer = system.test_submit(self.job_script(options))
-        except CommandError as exc:
-            raise DeploymentError(_rejection_message(system, exc)) from None
+        except CommandError as refused:
+            raise DeploymentError(_rejection_message(system, self._why(refused))) from None
         if answer is None:
             return (
                 f"{system.title} cannot check a job script without submitting it; "
                 f"{system.submit_command} will be given the script above."
             )
         return answer
+
+    def _why(self, refused: CommandError) -> CommandError:
+        """The controller's error when it is down, else ``refused`` (the script's refusal).
+
+        Where the submission check fails fast on a server that is down, the controller
+        is asked only when the check failed: its answer says which it was.
+        """
+        if self.system.controller_check_first or not self.system.can_test_submit:
+            return refused
+        try:
+            self.system.check_controller()
+        except CommandError as down:
+            return down
+        return refused
 
     def job_script(self, options: ResolvedOptions) -> str:
         """The script a worker job would run, with placeholders for run-time values."""

@@ -317,6 +317,9 @@ class BatchSystem:
 
     #: Whether :meth:`test_submit` asks the system (else it returns ``None``).
     can_test_submit: ClassVar[bool] = False
+    #: Whether to ask the controller before the submission check (needed where the
+    #: check waits long for a server that is down); else only after a failed check.
+    controller_check_first: ClassVar[bool] = True
 
     def test_submit(self, script: str) -> str | None:
         """Ask whether the system would accept ``script`` without submitting it.

@@ -93,6 +93,8 @@ class SgeSystem(BatchSystem):
     )
     tested_with_daemon = True
     can_test_submit = True
+    # qsub -w v fails at once when the qmaster is down: one call fewer before submitting.
+    controller_check_first = False
     # Inside a job: SGE sets SGE_JOB_SPOOL_DIR in every job; a parallel-environment job
     # has PE_HOSTFILE ("host slots queue processors" per line, sge_pe(5)); qrsh(1)
     # -inherit starts a task on one of the job's hosts (the PE needs control_slaves).

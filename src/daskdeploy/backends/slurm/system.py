@@ -50,6 +50,7 @@ class SlurmSystem(BatchSystem):
     queue_word = "partition"
     in_place_backend = "allocation"
     tested_with_daemon = True
+    can_test_submit = True
     extra_options: ClassVar[tuple[Option, ...]] = (
         Option("qos", text, "Quality of service (sbatch --qos).", nullable=True),
     )
