@@ -12,6 +12,7 @@ import importlib.util
 import os
 import re
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -171,6 +172,40 @@ def expected_output(name: str, argv: list[str], client) -> str:
         return f"{matches:,} of {total:,} lines are 'en' titles matching 'Obama'"
     max_delay, _ = module.delay_summary(str(Path(options["--data"]) / "*.csv.bz2"))
     return f"largest departure delay: {max_delay:.0f} min"
+
+
+#: Each example once, each way of launching it twice (the launch does not depend on it).
+EXAMPLE_LAUNCHES = [
+    ("pi", "daskdeploy-run"),
+    ("calc_mean", "python"),
+    ("wiki_bag", "daskdeploy-run"),
+    ("airline", "python"),
+]
+
+
+def check_example_runs_unchanged(
+    backend: str, name: str, launcher: str, sandbox, argv: list[str], expected: str
+) -> None:
+    """Run example ``name`` unchanged on ``backend`` with 2 workers, by ``daskdeploy run
+    --report`` or by ``python`` with the backend from the environment, and check its
+    answer, the start-up line, the report and that nothing is left."""
+    script = str(EXAMPLES / f"{name}.py")
+    if launcher == "python":
+        sandbox.env.update(
+            DASKDEPLOY_BACKEND=backend, **{f"DASK_DASKDEPLOY__{backend.upper()}__WORKERS": "2"}
+        )
+        command = [sys.executable, script, *argv]
+    else:
+        command = sandbox.command(
+            "run", "--backend", backend, "--workers", "2", "--report", script, *argv
+        )
+    result = sandbox.run(command)
+    assert result.returncode == 0, result.stderr
+    assert expected in result.stdout, (expected, result.stdout)
+    assert f"on {backend}: 2 workers" in result.stderr
+    if launcher == "daskdeploy-run":
+        assert report_figures(result.stderr)["workers"].startswith("2 x 1 thread")
+    sandbox.assert_clean()
 
 
 @pytest.fixture(scope="module")

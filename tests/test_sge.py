@@ -9,14 +9,19 @@ deleted mid-run, SIGINT to ``daskdeploy run``. What SGE lists is read by the har
 from __future__ import annotations
 
 import signal
-import sys
 import time
 
 import pytest
 from distributed import Client
 
 import daskdeploy
-from conftest import EXAMPLES, example_argv, expected_output, report_figures, wait_for
+from conftest import (
+    EXAMPLE_LAUNCHES,
+    check_example_runs_unchanged,
+    example_argv,
+    expected_output,
+    wait_for,
+)
 from daskdeploy.backends.jobqueue.backend import default_log_root
 
 pytest.importorskip("dask_jobqueue", reason="dask-jobqueue is part of daskdeploy[sge]")
@@ -118,36 +123,14 @@ def test_dry_run_prints_the_job_script_and_the_verification(sge, sandbox):
     sandbox.assert_clean()
 
 
-@pytest.mark.parametrize(
-    ("name", "launcher"),
-    [
-        ("pi", "daskdeploy-run"),
-        ("calc_mean", "python"),
-        ("wiki_bag", "daskdeploy-run"),
-        ("airline", "python"),
-    ],
-)
+@pytest.mark.parametrize(("name", "launcher"), EXAMPLE_LAUNCHES)
 def test_examples_run_unchanged_on_sge(
     sge, sandbox, example_client, airline_dir, wiki_dir, name, launcher
 ):
     argv = example_argv(name, wiki_dir, airline_dir)
     expected = expected_output(name, argv, example_client)
-    script = str(EXAMPLES / f"{name}.py")
-    if launcher == "python":
-        sandbox.env.update(DASKDEPLOY_BACKEND="sge", DASK_DASKDEPLOY__SGE__WORKERS="2")
-        command = [sys.executable, script, *argv]
-    else:
-        command = sandbox.command(
-            "run", "--backend", "sge", "--workers", "2", "--report", script, *argv
-        )
-    result = sandbox.run(command)
-    assert result.returncode == 0, result.stderr
-    assert expected in result.stdout, (expected, result.stdout)
-    assert "on sge: 2 workers" in result.stderr
-    if launcher == "daskdeploy-run":
-        assert report_figures(result.stderr)["workers"].startswith("2 x 1 thread")
+    check_example_runs_unchanged("sge", name, launcher, sandbox, argv, expected)
     assert not sge.jobs()
-    sandbox.assert_clean()
 
 
 @pytest.mark.fault("job cancelled mid-run", "sge")

@@ -14,8 +14,9 @@ from distributed import Client, wait
 
 import daskdeploy
 from conftest import (
-    EXAMPLES,
+    EXAMPLE_LAUNCHES,
     REPO,
+    check_example_runs_unchanged,
     example_argv,
     expected_output,
     report_figures,
@@ -193,37 +194,14 @@ def test_dry_run_prints_the_job_script_and_sbatch_verdict(slurm, sandbox):
     sandbox.assert_clean()
 
 
-@pytest.mark.parametrize(
-    ("name", "launcher"),
-    # every example once, every launcher twice: the launch does not depend on the example
-    [
-        ("pi", "daskdeploy-run"),
-        ("calc_mean", "python"),
-        ("wiki_bag", "daskdeploy-run"),
-        ("airline", "python"),
-    ],
-)
+@pytest.mark.parametrize(("name", "launcher"), EXAMPLE_LAUNCHES)
 def test_examples_run_unchanged_on_slurm(
     slurm, sandbox, example_client, airline_dir, wiki_dir, name, launcher
 ):
     argv = example_argv(name, wiki_dir, airline_dir)
     expected = expected_output(name, argv, example_client)
-    script = str(EXAMPLES / f"{name}.py")
-    if launcher == "python":
-        sandbox.env.update(DASKDEPLOY_BACKEND="slurm", DASK_DASKDEPLOY__SLURM__WORKERS="2")
-        command = [sys.executable, script, *argv]
-    else:
-        command = sandbox.command(
-            "run", "--backend", "slurm", "--workers", "2", "--report", script, *argv
-        )
-    result = sandbox.run(command)
-    assert result.returncode == 0, result.stderr
-    assert expected in result.stdout, (expected, result.stdout)
-    assert "on slurm: 2 workers" in result.stderr
-    if launcher == "daskdeploy-run":
-        assert report_figures(result.stderr)["workers"].startswith("2 x 1 thread")
+    check_example_runs_unchanged("slurm", name, launcher, sandbox, argv, expected)
     assert not slurm.jobs()
-    sandbox.assert_clean()
 
 
 def test_user_log_directory_is_kept(slurm, tmp_path):

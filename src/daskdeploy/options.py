@@ -19,6 +19,10 @@ from .errors import OptionError, closest_match_hint
 __all__ = [
     "COMMON_OPTIONS",
     "DEATH_TIMEOUT",
+    "INTERFACE",
+    "NANNY",
+    "WORKER_EXTRA_ARGS",
+    "WORKER_PYTHON",
     "Option",
     "ResolvedOptions",
     "adapt_range",
@@ -376,3 +380,16 @@ DEATH_TIMEOUT = Option(
     duration_seconds,
     "Seconds a worker waits for a lost scheduler before exiting.",
 )
+
+#: Options of the backends that start ``dask worker`` processes themselves.
+WORKER_EXTRA_ARGS = Option("worker_extra_args", text_list, "More arguments for `dask worker`.")
+INTERFACE = Option(
+    "interface",
+    text,
+    "Network interface for the scheduler and workers, e.g. 'ib0' (null: automatic).",
+    nullable=True,
+)
+WORKER_PYTHON = Option(
+    "python", text, "Python that runs the workers (null: this Python).", nullable=True
+)
+NANNY = Option("nanny", boolean, "Run a nanny that restarts a worker that dies.")

@@ -39,6 +39,10 @@ from ...credentials import CredentialFiles, write_shared
 from ...errors import DeploymentError, OptionError
 from ...network import address_facing
 from ...options import (
+    INTERFACE,
+    NANNY,
+    WORKER_EXTRA_ARGS,
+    WORKER_PYTHON,
     Option,
     ResolvedOptions,
     adapt_range,
@@ -137,7 +141,7 @@ def _job_queue_options(system: BatchSystem) -> tuple[Option, ...]:
             text_list,
             "Shell lines run before the worker starts, e.g. ['module load python'].",
         ),
-        Option("worker_extra_args", text_list, "More arguments for `dask worker`."),
+        WORKER_EXTRA_ARGS,
         Option(
             "adapt",
             adapt_range,
@@ -162,12 +166,7 @@ def _job_queue_options(system: BatchSystem) -> tuple[Option, ...]:
             duration_seconds,
             "Seconds a worker waits for a lost scheduler before exiting its job.",
         ),
-        Option(
-            "interface",
-            text,
-            "Network interface the scheduler and workers use, e.g. 'ib0' (null: automatic).",
-            nullable=True,
-        ),
+        INTERFACE,
         Option(
             "scheduler_host",
             text,
@@ -190,13 +189,8 @@ def _job_queue_options(system: BatchSystem) -> tuple[Option, ...]:
             nullable=True,
         ),
         Option("keep_logs", boolean, "Keep the default job output directory after close."),
-        Option(
-            "python",
-            text,
-            "Python that runs the workers on the nodes (null: this Python).",
-            nullable=True,
-        ),
-        Option("nanny", boolean, "Run a nanny that restarts a worker that dies."),
+        WORKER_PYTHON,
+        NANNY,
         Option(
             "worker_dashboard",
             boolean,

@@ -30,7 +30,16 @@ from typing import Any, ClassVar
 from ...credentials import write_shared
 from ...errors import DeploymentError, OptionError
 from ...network import address_facing
-from ...options import DEATH_TIMEOUT, Option, ResolvedOptions, boolean, text, text_list
+from ...options import (
+    DEATH_TIMEOUT,
+    INTERFACE,
+    NANNY,
+    WORKER_EXTRA_ARGS,
+    WORKER_PYTHON,
+    Option,
+    ResolvedOptions,
+    text,
+)
 from ..base import Availability, Backend, Running, StartContext
 from ..shared.layout import TaskLayout, TaskResources, layout_for
 from ..shared.nannies import stop_workers_through_nannies
@@ -150,13 +159,8 @@ class BatchJobBackend(Backend):
     default_workers = "one per slot of the job"
     extra_options: ClassVar[tuple[Option, ...]] = (
         DEATH_TIMEOUT,
-        Option("worker_extra_args", text_list, "More arguments for `dask worker`."),
-        Option(
-            "interface",
-            text,
-            "Network interface for the scheduler and workers, e.g. 'ib0' (null: automatic).",
-            nullable=True,
-        ),
+        WORKER_EXTRA_ARGS,
+        INTERFACE,
         Option(
             "scheduler_host",
             text,
@@ -164,8 +168,8 @@ class BatchJobBackend(Backend):
             "other hosts; 127.0.0.1 when they are all this machine).",
             nullable=True,
         ),
-        Option("python", text, "Python that runs the workers (null: this Python).", nullable=True),
-        Option("nanny", boolean, "Run a nanny that restarts a worker that dies."),
+        WORKER_PYTHON,
+        NANNY,
     )
 
     def available(self) -> Availability:

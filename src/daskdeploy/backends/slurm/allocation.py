@@ -33,9 +33,12 @@ from ...errors import OptionError
 from ...network import address_facing
 from ...options import (
     DEATH_TIMEOUT,
+    INTERFACE,
+    NANNY,
+    WORKER_EXTRA_ARGS,
+    WORKER_PYTHON,
     Option,
     ResolvedOptions,
-    boolean,
     text,
     text_list,
     worker_lifetime_setting,
@@ -75,13 +78,8 @@ class AllocationBackend(Backend):
         ),
         DEATH_TIMEOUT,
         Option("srun_extra_args", text_list, "More srun arguments, e.g. ['--gpus-per-task=1']."),
-        Option("worker_extra_args", text_list, "More arguments for `dask worker`."),
-        Option(
-            "interface",
-            text,
-            "Network interface for the scheduler and workers, e.g. 'ib0' (null: automatic).",
-            nullable=True,
-        ),
+        WORKER_EXTRA_ARGS,
+        INTERFACE,
         Option(
             "scheduler_host",
             text,
@@ -89,13 +87,8 @@ class AllocationBackend(Backend):
             "allocation's other nodes; 127.0.0.1 when they are all this machine).",
             nullable=True,
         ),
-        Option(
-            "python",
-            text,
-            "Python that runs the workers (null: this Python).",
-            nullable=True,
-        ),
-        Option("nanny", boolean, "Run a nanny that restarts a worker that dies."),
+        WORKER_PYTHON,
+        NANNY,
     )
 
     def cli_commands(self) -> Sequence[click.Command]:
