@@ -540,3 +540,20 @@ def test_cli_dry_run_shows_the_script_and_says_it_cannot_be_checked(
     assert "Dry run: nothing was started." in result.stdout
     assert "must not run" not in result.stdout + result.stderr
     sandbox.assert_clean(timeout=5)
+
+
+def test_pbs_is_not_taken_for_grid_engine_whose_commands_share_its_names(tmp_path, monkeypatch):
+    """Debian's gridengine-client installs qsub/qstat/qdel: those are not PBS's."""
+    bin_dir = tmp_path / "bin"
+    target = tmp_path / "usr" / "share" / "gridengine" / "gridengine-wrapper"
+    target.parent.mkdir(parents=True)
+    write_command(target.parent, target.name, "exit 0")
+    bin_dir.mkdir()
+    for name in ("qsub", "qstat", "qdel"):
+        (bin_dir / name).symlink_to(target)
+    monkeypatch.setenv("PATH", str(bin_dir))
+    for name in ("PBS_CONF_FILE", "PBS_DEFAULT"):
+        monkeypatch.delenv(name, raising=False)
+    status = daskdeploy.available_backends()["pbs"]
+    assert not status and "Grid Engine's, not PBS's" in status.reason
+    assert "Use the sge backend" in status.reason

@@ -22,6 +22,7 @@ from __future__ import annotations
 import getpass
 import os
 import re
+import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -183,6 +184,23 @@ class PbsSystem(BatchSystem):
     # seconds); F finished and X expired subjob (PBS Professional, with -x).
     ending_states: ClassVar[frozenset[str]] = frozenset({"E", "C", "F", "X"})
     gone_states: ClassVar[frozenset[str]] = frozenset({"C", "F", "X"})
+
+    def tools_missing_reason(self) -> str | None:
+        """As every system's, and also when ``qsub`` here is Grid Engine's: both name
+        their commands qsub, qstat and qdel, and SGE would run a #PBS script without
+        reading its directives."""
+        missing = super().tools_missing_reason()
+        if missing or self.submit_command != "qsub" or self.configured():
+            return missing
+        qsub = os.path.realpath(shutil.which("qsub") or "")
+        sge_root = os.environ.get("SGE_ROOT")
+        if "gridengine" in qsub or (sge_root and qsub.startswith(os.path.realpath(sge_root))):
+            return (
+                "qsub, qstat and qdel on PATH are Grid Engine's, not PBS's, and no PBS "
+                "configuration (/etc/pbs.conf, PBS_CONF_FILE, Torque's server_name) is "
+                "here. Use the sge backend."
+            )
+        return None
 
     def configured(self) -> bool:
         """Whether a PBS client seems set up here (``pbs.conf`` or Torque's server_name)."""
