@@ -143,6 +143,32 @@ def test_kill_9_on_slurm_leaves_no_job(slurm, sandbox_cache, record_fault):
     sandbox.assert_clean()
 
 
+@pytest.mark.fault("kill -9 of the client", "sge")
+def test_kill_9_on_sge_leaves_no_job(sge, sandbox_cache, record_fault):
+    """ls lists the deployment's Grid Engine jobs (found with qstat by their name); after
+    kill -9 of their owner the reaper deletes them."""
+    sandbox = sandbox_cache
+    process, deployment_id = _start(sandbox, "sge")
+    try:
+        ours = [job for job in sge.jobs() if job["name"] == deployment_id]
+        assert len(ours) >= 1, sge.jobs()
+        listed = _listed(sandbox)[deployment_id]["sge_jobs"]
+        assert sorted(job["id"] for job in listed) == sorted(job["id"] for job in ours)
+        process.send_signal(signal.SIGKILL)
+        began = time.monotonic()
+        while any(job["name"] == deployment_id for job in sge.jobs()):
+            assert time.monotonic() - began < GONE_BOUND, sge.jobs()
+            time.sleep(0.1)
+        seconds = time.monotonic() - began
+        print(f"\nkill -9 of an sge owner to no job left (reaper): {seconds:.2f} s")
+        record_fault(seconds, "to no job left (reaper)")
+        _wait_unlisted(deployment_id, GONE_BOUND)
+    finally:
+        _stop(process)
+    assert sge.jobs() == []
+    sandbox.assert_clean()
+
+
 @pytest.mark.fault("kill -9 of the client", "ssh")
 def test_kill_9_on_ssh_leaves_nothing_on_the_hosts(ssh_hosts, sandbox_cache, record_fault):
     from test_ssh import REMOTE, configure
