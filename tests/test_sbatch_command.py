@@ -133,7 +133,7 @@ def test_bash_passes_every_argument_through_unchanged(tmp_path: Path) -> None:
         ({"mem_per_cpu": "2.5G"}, "SLURM memory size"),
         ({"mem": "lots"}, "SLURM memory size"),
         ({"mem_per_cpu": "0"}, "more than 0"),
-        ({"time": "1h"}, "--time: expected a SLURM time limit"),
+        ({"time": "1h"}, "--time: expected a time limit"),
         ({"time": "0"}, "--time: expected a positive time limit"),
         ({"script_args": ("ok", "two\nlines")}, "a script argument must be a single line"),
         ({"setup": ("module load x\nrm -rf ~",)}, "a setup line (--setup) must be a single line"),
@@ -215,7 +215,7 @@ def test_command_saves_the_script(pi_script: Path, tmp_path: Path) -> None:
     [
         (["-n", "0", "pi.py"], "0 is not in the range x>=1"),
         (["--mem", "1G", "--mem-per-cpu", "1G", "pi.py"], "not both"),
-        (["-t", "1 hour", "pi.py"], "--time: expected a SLURM time limit"),
+        (["-t", "1 hour", "pi.py"], "--time: expected a time limit"),
         (["-N", "3", "pi.py"], "more than --ntasks=2"),
         (["missing.py"], "'missing.py' does not exist"),
         (["--setup", "a\nb", "pi.py"], "single line"),

@@ -226,8 +226,7 @@ class JobQueueBackend(BatchJobLeftovers, Backend):
         cls.leftovers_key = f"{name}_jobs"
         check = "job script + submission check" if system.can_test_submit else "job script"
         cls.run_examples = cls.__dict__.get("run_examples") or (
-            f"daskdeploy run --backend {name} -n 8 --option walltime=01:00:00 my_analysis.py",
-            f"daskdeploy run --backend {name} --dry-run my_analysis.py   # {check}",
+            f"daskdeploy run --backend {name} -n 8 --dry-run my_analysis.py   # {title} {check}",
         )
 
     def cli_commands(self) -> Sequence[click.Command]:
