@@ -380,7 +380,13 @@ def test_hooks_are_removed_after_the_run(deployment_client):
     from daskdeploy.adoption.cluster import AdoptedCluster
 
     def hooks() -> tuple:
-        return Client.__init__, Client.shutdown, dict(dask.base.named_schedulers), sys.meta_path[:]
+        return (
+            Client.__init__,
+            Client.shutdown,
+            Client.scheduler_info,
+            dict(dask.base.named_schedulers),
+            sys.meta_path[:],
+        )
 
     before = hooks()
     with adopting(deployment_client.deployment):
@@ -411,6 +417,38 @@ def test_fixed_deployments_say_scale_is_not_applied(deployment_client, capsys, m
     assert "cluster.adapt(minimum=1, maximum=4) is not applied" in err
     assert "the script waits for 5 workers; this deployment has a fixed 2" in err
     assert len(deployment_client.scheduler_info(n_workers=-1)["workers"]) == 2
+
+
+def test_scheduler_info_counts_every_worker_while_the_client_polls(deployment_client):
+    """``len(client.scheduler_info()["workers"])`` is the worker count, every time.
+
+    distributed's synchronous ``scheduler_info()`` fetches, then returns its cached copy,
+    which the client's background poll (asking for no workers) can overwrite in between:
+    on a busy CI machine a plain script under ``daskdeploy run`` counted 0 workers. A
+    poll every millisecond makes that race likely; the deployment's own clients and the
+    ones a script makes for itself return what they fetched.
+    """
+    import dask
+    from distributed import Client
+
+    from daskdeploy.adoption import adopting
+    from daskdeploy.deployment import DeployedClient
+
+    deployment = deployment_client.deployment
+    expected = len(deployment_client.nthreads())  # straight from the scheduler
+    assert expected == deployment.running.expected_workers == 2
+
+    def wrong_counts(client: Client) -> int:
+        return sum(len(client.scheduler_info()["workers"]) != expected for _ in range(300))
+
+    with dask.config.set({"distributed.client.scheduler-info-interval": "1ms"}):
+        joined = DeployedClient.for_deployment(deployment, owner=False)
+        try:
+            assert wrong_counts(joined) == 0
+        finally:
+            joined.close()
+        with adopting(deployment), Client() as scripts_own:
+            assert wrong_counts(scripts_own) == 0
 
 
 def test_outside_daskdeploy_run_nothing_is_adopted():

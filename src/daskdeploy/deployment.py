@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from distributed import Client
+from distributed.objects import SchedulerInfo
 
 from . import lifecycle
 from .backends.base import Running
@@ -32,6 +33,24 @@ if TYPE_CHECKING:
 __all__ = ["DeployedClient", "Deployment"]
 
 logger = logging.getLogger(__name__)
+
+
+def fresh_scheduler_info(
+    client: Client, n_workers: int, cached: Callable[..., Any], **kwargs: Any
+) -> Any:
+    """Fetch the scheduler's identity and return that answer, not the client's cache.
+
+    ``cached`` is distributed's own ``scheduler_info``, used for asynchronous clients and
+    clients that are not connected, where it returns the cached copy without fetching.
+    """
+    if client.asynchronous or client.status not in ("running", "connecting"):
+        return cached(n_workers=n_workers, **kwargs)
+    try:
+        fetched = SchedulerInfo(client.sync(client.scheduler.identity, n_workers=n_workers))
+    except OSError:  # as distributed: keep the last known identity
+        return client._scheduler_identity
+    client._scheduler_identity = fetched
+    return fetched
 
 
 @dataclass(eq=False)
@@ -265,6 +284,29 @@ class DeployedClient(Client):
         if deployment is not None and deployment.running is not None:
             return deployment.dashboard_link
         return super().dashboard_link
+
+    def scheduler_info(self, n_workers: int = -1, **kwargs: Any) -> Any:
+        """Basic information about the scheduler and its workers, fetched now.
+
+        Same as :meth:`distributed.Client.scheduler_info`, except that a synchronous call
+        returns the answer it fetched. distributed's returns its cached copy, which the
+        client's own background poll (every ``distributed.client.scheduler-info-interval``,
+        asking for no workers) can overwrite between the fetch and the return, so
+        ``len(client.scheduler_info()["workers"])`` sometimes says 0 on a busy machine.
+
+        Parameters
+        ----------
+        n_workers : int
+            How many workers to describe; ``-1`` (the default) for all of them.
+        **kwargs
+            Accepted for compatibility with :meth:`distributed.Client.scheduler_info`.
+
+        Returns
+        -------
+        distributed.objects.SchedulerInfo
+            The scheduler's identity: ``"workers"``, ``"address"``, ``"services"``, ...
+        """
+        return fresh_scheduler_info(self, n_workers, super().scheduler_info, **kwargs)
 
     def close(self, timeout: Any = None) -> Any:
         """Close the client and, if it owns its deployment, tear the deployment down."""

@@ -7,7 +7,9 @@ removed after the run except ``SpecCluster.__new__``, which stays as a pass-thro
 
 * ``distributed.Client.__init__``: no address, no scheduler file and no
   ``scheduler-address`` in dask config (``Client()``, ``Client(n_workers=2)``) -> the
-  deployment. ``Client.shutdown`` of such a client closes only the client.
+  deployment. ``Client.shutdown`` of such a client closes only the client, and its
+  ``scheduler_info()`` returns what it fetched (see
+  :meth:`~daskdeploy.deployment.DeployedClient.scheduler_info`).
 * ``distributed.deploy.SpecCluster.__new__``, the base of ``LocalCluster`` and of every
   dask-jobqueue class (``SLURMCluster``, ``PBSCluster``, ...), and the ``SSHCluster``
   factory -> an :class:`~daskdeploy.adoption.cluster.AdoptedCluster`.
@@ -100,8 +102,11 @@ def _all(steps: list[Callable[[], None]]) -> Callable[[], None]:
 def _hook_client() -> Callable[[], None]:
     from distributed import Client
 
+    from ..deployment import fresh_scheduler_info
+
     original_init = Client.__init__
     original_shutdown = Client.shutdown
+    original_scheduler_info = Client.scheduler_info
     signature = inspect.signature(original_init)
 
     def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
@@ -131,8 +136,18 @@ def _hook_client() -> Callable[[], None]:
             return self.close()
         return original_shutdown(self)
 
+    def scheduler_info(self: Any, n_workers: int = -1, **kwargs: Any) -> Any:
+        if getattr(self, "_daskdeploy_adopted", False):  # as a DeployedClient's: no race
+            cached = functools.partial(original_scheduler_info, self)
+            return fresh_scheduler_info(self, n_workers, cached, **kwargs)
+        return original_scheduler_info(self, n_workers, **kwargs)
+
     __init__.__wrapped__ = original_init  # type: ignore[attr-defined]
-    undo = [_set(Client, "__init__", __init__), _set(Client, "shutdown", shutdown)]
+    undo = [
+        _set(Client, "__init__", __init__),
+        _set(Client, "shutdown", shutdown),
+        _set(Client, "scheduler_info", scheduler_info),
+    ]
     return _all(undo)
 
 
