@@ -33,7 +33,7 @@ BACKEND_ENV_VAR = "DASKDEPLOY_BACKEND"
 PACKAGED_DEFAULTS_FILE = Path(__file__).with_name("daskdeploy.yaml")
 
 
-_NOT_BACKENDS = ("backend", "profiles", "common")
+_NOT_BACKENDS = ("backend", "profiles", "common", "named")
 _registered_backend_defaults: dict[str, dict[str, Any]] = {}
 
 
@@ -262,3 +262,9 @@ def source_of(backend: str, name: str, value: Any) -> str:
     if name in defaults and defaults[name] == value:
         return "default"
     return f"dask config daskdeploy.{backend}.{name}"
+
+
+def named_setting(key: str) -> Any:
+    """A setting of named deployments: dask config ``daskdeploy.named.<key>``."""
+    ensure_defaults()
+    return _get(f"daskdeploy.named.{key}")

@@ -77,6 +77,12 @@ class DeploymentRecord:
     data
         Backend-specific facts for ``daskdeploy cleanup``
         (:attr:`~daskdeploy.backends.base.Running.record`).
+    name
+        The name of a named deployment (``daskdeploy up NAME``), else ``None``.
+    named
+        What attaching to a named deployment needs and what ``daskdeploy ls`` shows of
+        it: the credential file paths, dashboard, idle timeout and end time, and the
+        status its supervisor last saw (workers, clients, tasks, idle since when).
     """
 
     id: str
@@ -90,6 +96,8 @@ class DeploymentRecord:
     scheduler_address: str | None = None
     scratch_dir: str | None = None
     data: dict[str, Any] = field(default_factory=dict)
+    name: str | None = None
+    named: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def for_this_process(
@@ -143,6 +151,8 @@ class DeploymentRecord:
                 scheduler_address=content.get("scheduler_address"),
                 scratch_dir=content.get("scratch_dir"),
                 data=dict(content.get("data") or {}),
+                name=None if content.get("name") is None else str(content["name"]),
+                named=dict(content.get("named") or {}),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"missing or malformed field ({type(exc).__name__}: {exc})") from None

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,6 +43,8 @@ if TYPE_CHECKING:
 
     from ..records import DeploymentRecord
     from .shared.layout import TaskResources
+
+logger = logging.getLogger(__name__)
 
 __all__ = [
     "Availability",
@@ -309,6 +312,14 @@ class Backend(abc.ABC):
         """
         return ""
 
+    def time_limit(self, options: ResolvedOptions) -> float | None:
+        """Seconds after which these options' workers are ended by the platform, if any.
+
+        A named deployment (``daskdeploy up``) ends itself then, and ``daskdeploy ls``
+        says when. ``None`` (the default): no limit.
+        """
+        return None
+
     def check(self, options: ResolvedOptions) -> str | None:
         """Ask the resource manager whether it would accept this deployment; start nothing.
 
@@ -403,6 +414,24 @@ class Backend(abc.ABC):
 
 
 def dashboard_link(cluster: Cluster) -> str | None:
-    """The loopback URL of the dashboard served by ``cluster``'s scheduler, if it runs one."""
+    """The loopback URL of the dashboard served by ``cluster``'s scheduler, if it runs one.
+
+    Formatted by dask config ``distributed.dashboard.link`` (default
+    ``{scheme}://{host}:{port}/status``), so a JupyterHub's jupyter-server-proxy template
+    such as ``{JUPYTERHUB_SERVICE_PREFIX}proxy/{port}/status`` gives a link that works there.
+    """
     port = getattr(getattr(cluster.scheduler, "http_server", None), "port", None)
-    return f"http://127.0.0.1:{port}/status" if port else None
+    if not port:
+        return None
+    from distributed.utils import format_dashboard_link
+
+    try:
+        return format_dashboard_link("127.0.0.1", port)
+    except (KeyError, IndexError, ValueError) as exc:  # a variable the template names is unset
+        logger.warning(
+            "dask config distributed.dashboard.link cannot be filled in here (%s: %s); "
+            "the dashboard link is the plain one.",
+            type(exc).__name__,
+            exc,
+        )
+        return f"http://127.0.0.1:{port}/status"

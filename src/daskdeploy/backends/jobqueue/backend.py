@@ -255,6 +255,10 @@ class JobQueueBackend(BatchJobLeftovers, Backend):
                 "Give either workers (a fixed number) or adapt=[minimum, maximum], not both."
             )
 
+    def time_limit(self, options: ResolvedOptions) -> float | None:
+        """The jobs' walltime: a named deployment's workers end with their jobs."""
+        return float(parse_walltime(options["walltime"])) if options.get("walltime") else None
+
     def describe(self, options: ResolvedOptions) -> str:
         """Summarise the jobs and show the job script each would run."""
         layout = _Layout.from_options(options)
