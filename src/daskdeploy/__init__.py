@@ -41,6 +41,9 @@ _EXPORTS = {
     "ConfigError": "daskdeploy.errors",
     "BackendUnavailableError": "daskdeploy.errors",
     "DeploymentError": "daskdeploy.errors",
+    "up": "daskdeploy.named.starting",
+    "down": "daskdeploy.named.starting",
+    "NamedCluster": "daskdeploy.named.cluster",
 }
 
 __all__ = [
@@ -54,6 +57,7 @@ __all__ = [
     "EfficiencyMeter",
     "EfficiencyReport",
     "HostLoad",
+    "NamedCluster",
     "OptionError",
     "Plan",
     "UnknownBackendError",
@@ -62,9 +66,11 @@ __all__ = [
     "available_backends",
     "delete_profile",
     "deploy",
+    "down",
     "list_profiles",
     "plan",
     "save_profile",
+    "up",
 ]
 
 if TYPE_CHECKING:
@@ -78,6 +84,8 @@ if TYPE_CHECKING:
         OptionError,
         UnknownBackendError,
     )
+    from .named.cluster import NamedCluster
+    from .named.starting import down, up
     from .profiles import delete_profile, list_profiles, save_profile
     from .registry import BackendStatus, available_backends
     from .report.efficiency import EfficiencyMeter, EfficiencyReport, HostLoad, WorkerUsage

@@ -99,8 +99,12 @@ class Plan:
         """
         return self.backend.launch_command(self.options, program)
 
-    def start(self) -> DeployedClient:
-        """Start the deployment and return its client, tearing everything down on failure."""
+    def start(self, *, name: str | None = None) -> DeployedClient:
+        """Start the deployment and return its client, tearing everything down on failure.
+
+        ``name`` is for named deployments (``daskdeploy up NAME``): their record carries
+        it from the moment it is written, so ``daskdeploy ls`` shows them ``starting``.
+        """
         availability = self.backend.available()
         if not availability:
             raise BackendUnavailableError(
@@ -126,15 +130,16 @@ class Plan:
                 running = self.backend.start(self.options, StartContext(deployment_id, scratch_dir))
             deployment.attach(running)
             # (MPI's serving ranks never return from start, so only the client rank gets here.)
-            guard.start(
-                records.DeploymentRecord.for_this_process(
-                    deployment_id,
-                    self.backend.name,
-                    scheduler_address=running.address,
-                    scratch_dir=scratch_dir,
-                    data=running.record,
-                )
+            record = records.DeploymentRecord.for_this_process(
+                deployment_id,
+                self.backend.name,
+                scheduler_address=running.address,
+                scratch_dir=scratch_dir,
+                data=running.record,
             )
+            if name is not None:
+                record.name, record.named = name, {"state": "starting"}
+            guard.start(record)
             client = DeployedClient.for_deployment(deployment, owner=True)
             _wait_for_workers(client, deployment)
             deployment.ready_after = time.monotonic() - deployment.started_at
@@ -256,10 +261,14 @@ def plan_from(
         elif requested != "auto":
             known = registry.backend_names()
             saved = sorted(profiles.list_profiles())
+            named = _named_deployment_names()
             raise UnknownBackendError(
                 f"Unknown backend {requested!r} (from {chosen_by})."
-                f"{closest_match_hint(requested, known + saved)} Known backends: "
-                f"{', '.join(known)}" + (f"; saved profiles: {', '.join(saved)}." if saved else ".")
+                f"{closest_match_hint(requested, known + saved + named)} Known backends: "
+                f"{', '.join(known)}"
+                + (f"; saved profiles: {', '.join(saved)}" if saved else "")
+                + (f"; named deployments: {', '.join(named)}" if named else "")
+                + "."
             )
     if profile is not None:
         profile_backend, profile_settings = profiles.get_profile(profile)
@@ -296,8 +305,19 @@ def plan_from(
     return Plan(chosen, resolved, chosen_by, profile)
 
 
+def _named_deployment_names() -> list[str]:
+    """Names of the named deployments with a record here (for error messages)."""
+    from .named import list_named
+
+    return sorted({found.name for found in list_named()})
+
+
 def deploy(
-    backend: str | None = None, *, profile: str | None = None, **options: Any
+    backend: str | None = None,
+    *,
+    profile: str | None = None,
+    attach: str | None = None,
+    **options: Any,
 ) -> DeployedClient:
     """Start Dask workers somewhere and return a connected :class:`distributed.Client`.
 
@@ -310,6 +330,11 @@ def deploy(
     profile
         Name of saved settings (see :func:`daskdeploy.save_profile`); keyword arguments
         override the profile's values.
+    attach
+        Name of a running named deployment (``daskdeploy up NAME``) to connect to instead
+        of starting one; closing the client leaves it running. ``deploy("NAME")`` does the
+        same when NAME is neither a backend nor a profile (those win: ``up`` refuses
+        their names). Only ``quiet``, ``report`` and ``adopt`` apply then.
     **options
         Backend options. Every backend accepts ``workers`` (worker processes),
         ``threads_per_worker``, ``memory_per_worker`` (e.g. ``"4GB"``), ``timeout``
@@ -354,4 +379,40 @@ def deploy(
                 file=sys.stderr,
             )
         return DeployedClient.for_deployment(running, owner=False)
+    if attach is None and profile is None and backend is not None:
+        attach = _named_deployment(backend)
+    if attach is not None:
+        return _attach(attach, backend, profile, options)
     return plan(backend, profile=profile, **options).start()
+
+
+def _named_deployment(name: str) -> str | None:
+    """``name`` if it names a deployment rather than a backend or profile, else ``None``."""
+    if name == "auto" or name in registry.backend_names() or name in profiles.list_profiles():
+        return None
+    from .named import find
+
+    return name if find(name) is not None else None
+
+
+_ATTACH_OPTIONS = ("quiet", "report", "adopt")
+
+
+def _attach(
+    name: str, backend: str | None, profile: str | None, options: Mapping[str, Any]
+) -> DeployedClient:
+    """Connect to named deployment ``name``; refuse arguments that would be ignored."""
+    from .errors import OptionError
+    from .named import attach
+
+    ignored = [key for key in options if key not in _ATTACH_OPTIONS]
+    if profile is not None or (backend is not None and backend != name) or ignored:
+        given = [*ignored, *(["profile"] if profile else [])]
+        given += ["backend"] if backend is not None and backend != name else []
+        raise OptionError(
+            f"deploy(attach={name!r}) connects to a running deployment, whose backend and "
+            f"workers were set by `daskdeploy up`: drop {', '.join(given)} (only "
+            f"{', '.join(_ATTACH_OPTIONS)} apply), or resize it with `daskdeploy scale "
+            f"{name} N`."
+        )
+    return attach(name, **{key: bool(value) for key, value in options.items()})
