@@ -18,6 +18,7 @@ from .backend_commands import BackendCommands, GroupHelpWithExtras
 from .backends import backends
 from .deployments import cleanup, list_deployments
 from .errors import BAD_INPUT_EXIT, UserError
+from .named import attach_snippet, down, logs, scale, up
 from .profiles import profile
 from .run import _progress_bar as _progress_bar  # tests call daskdeploy.cli._progress_bar
 from .run import run
@@ -47,9 +48,12 @@ def cli() -> None:
 
     \b
     Quick start:
-      daskdeploy run examples/pi.py                 # local workers, one per core
-      daskdeploy run -n 2 --dry-run examples/pi.py  # show what would start
-      daskdeploy backends                           # where can this machine run?
+      daskdeploy run examples/pi.py                    # local workers, one per core
+      daskdeploy run -n 2 --dry-run examples/pi.py     # show what would start
+      daskdeploy backends                              # where can this machine run?
+      daskdeploy up analysis -n 4                      # start once, keep it running,
+      daskdeploy run --attach analysis examples/pi.py  # run scripts on it, no wait,
+      daskdeploy down analysis                         # and end it
 
     \b
     Exit status: `run` exits with the script's own status; 2 means a mistake in
@@ -57,7 +61,18 @@ def cli() -> None:
     """
 
 
-for _command in (run, backends, list_deployments, cleanup, profile):
+for _command in (
+    run,
+    up,
+    down,
+    scale,
+    logs,
+    attach_snippet,
+    backends,
+    list_deployments,
+    cleanup,
+    profile,
+):
     cli.add_command(_command)
 
 

@@ -21,7 +21,9 @@ def list_deployments(as_json: bool) -> None:
     backend left elsewhere (batch jobs, processes on remote hosts) or by its local
     processes. STATE is `running` while the process that deployed it lives, `orphaned`
     when that process is gone but something is left (end it with `daskdeploy cleanup`),
-    and `unknown` when it ran on another host.
+    and `unknown` when it ran on another host. Named deployments (`daskdeploy up NAME`)
+    show their NAME, `starting`, `ready` or `ending`, and in WHAT their workers, clients
+    and idle time (of the idle timeout) and when their time limit ends them.
 
     \b
     Examples:
@@ -36,29 +38,66 @@ def list_deployments(as_json: bool) -> None:
     for problem in problems:
         click.echo(f"daskdeploy: {problem}", err=True)
     if as_json:
-        click.echo(json.dumps([found.to_json() for found in deployments], indent=1))
+        listing = []
+        for found in deployments:
+            named = _named(found)
+            listing.append({**found.to_json(), "named": named.to_json() if named else None})
+        click.echo(json.dumps(listing, indent=1))
         return
     if not deployments:
         click.echo("No daskdeploy deployments.")
         return
-    rows = [("ID", "BACKEND", "STATE", "OWNER", "AGE", "WHAT", "SCHEDULER")]
+    rows = [("ID", "NAME", "BACKEND", "STATE", "OWNER", "AGE", "WHAT", "SCHEDULER", "DASHBOARD")]
     for found in deployments:
         host, pid, _ = found.owner
+        named = _named(found)
         rows.append(
             (
                 found.id,
+                named.name if named else "-",
                 found.backend,
-                found.state,
+                named.state if named and named.state != "gone" else found.state,
                 f"{host}:{pid}" if pid is not None else "-",
                 _age(found.started),
-                found.what(),
+                _named_what(named) if named and named.state != "gone" else found.what(),
                 (found.record.scheduler_address if found.record else None) or "-",
+                (named.dashboard_link if named else None) or "-",
             )
         )
     widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]) - 1)]
     for row in rows:
         padded = [cell.ljust(width) for cell, width in zip(row[:-1], widths, strict=True)]
         click.echo("  ".join([*padded, row[-1]]))
+
+
+def _named(found: Any) -> Any:
+    """The :class:`~daskdeploy.named.NamedDeployment` of ``found``, if it has a name."""
+    if found.record is None or not found.record.name:
+        return None
+    from ..named.names import NamedDeployment
+
+    return NamedDeployment(found.record)
+
+
+def _named_what(named: Any) -> str:
+    """``2 workers, 1 client, idle 5m of 1h, ends 14:30``: a named deployment's status."""
+    import time
+
+    status = named.status
+    workers, clients = status.get("workers"), status.get("clients")
+    parts = [
+        f"{workers} worker{'s' if workers != 1 else ''}" if workers is not None else "? workers",
+        f"{clients} client{'s' if clients != 1 else ''}" if clients is not None else "",
+    ]
+    idle = named.idle_seconds
+    if status.get("tasks"):
+        parts.append(f"{status['tasks']} tasks")
+    elif idle is not None:
+        limit = f" of {_age(time.time() - named.idle_timeout)}" if named.idle_timeout else ""
+        parts.append(f"idle {_age(time.time() - idle)}{limit}")
+    if named.ends_at:
+        parts.append("ends " + time.strftime("%H:%M", time.localtime(named.ends_at)))
+    return ", ".join(part for part in parts if part)
 
 
 def _age(started: float | None) -> str:

@@ -12,7 +12,7 @@ import click
 
 from .arguments import SCRIPT, collect_options, resource_options, script_not_an_option
 from .backend_commands import HelpWithExtras, backend_run_examples
-from .errors import INTERRUPTED_EXIT, api_call
+from .errors import INTERRUPTED_EXIT, UserError, api_call
 
 __all__ = ["run"]
 
@@ -71,6 +71,12 @@ def run_examples_help() -> str:
     "deployment, saying so on stderr (default; option adopt). --no-adopt: the script "
     "keeps its own.",
 )
+@click.option(
+    "--attach",
+    metavar="NAME",
+    help="Run on the named deployment NAME (started by `daskdeploy up NAME`) instead of "
+    "starting one; it keeps running afterwards. No resource flags with it.",
+)
 @click.argument("script", type=SCRIPT, callback=script_not_an_option)
 @click.argument("script_args", nargs=-1, type=click.UNPROCESSED)
 def run(
@@ -86,6 +92,7 @@ def run(
     report: bool,
     progress: bool | None,
     adopt: bool | None,
+    attach: str | None,
     script: Path,
     script_args: tuple[str, ...],
 ) -> None:
@@ -97,11 +104,22 @@ def run(
     dask_mpi.initialize(), scheduler='processes'), each named in one line on stderr.
     Everything after SCRIPT is passed to the script.
     """
-    from .. import lifecycle
-    from ..adoption import adopting
     from ..api import plan_from
-    from ..runner import run_script
 
+    if attach is not None:
+        flags = _flags(
+            backend, profile, workers, threads_per_worker, memory_per_worker, assignments
+        )
+        if flags or dry_run:
+            given = [flag.split("=", 1)[0] for flag in flags] + (["--dry-run"] if dry_run else [])
+            raise UserError(
+                f"--attach {attach} runs on a deployment that is already running: drop "
+                f"{', '.join(given)} (resize it with `daskdeploy scale {attach} N`)."
+            )
+        from ..named import attach as connect
+
+        client = api_call(connect, attach, quiet=quiet, report=report, adopt=adopt is not False)
+        sys.exit(_run_on(client, script, script_args, quiet, progress))
     options = collect_options(
         workers, threads_per_worker, memory_per_worker, assignments, quiet, report, adopt
     )
@@ -139,6 +157,17 @@ def run(
     except KeyboardInterrupt:
         click.echo("daskdeploy: interrupted while starting; nothing was left running.", err=True)
         sys.exit(INTERRUPTED_EXIT)
+    sys.exit(_run_on(client, script, script_args, quiet, progress))
+
+
+def _run_on(
+    client: Any, script: Path, script_args: tuple[str, ...], quiet: bool, progress: bool | None
+) -> int:
+    """Run the script with ``client``'s deployment as the ambient one; close it; the status."""
+    from .. import lifecycle
+    from ..adoption import adopting
+    from ..runner import run_script
+
     status = 1
     bar = _progress_bar(client, quiet, progress)
     streams = sys.stdout, sys.stderr
@@ -155,7 +184,7 @@ def run(
             bar.stop()
         lifecycle.set_ambient(None)
         client.close()
-    sys.exit(status)
+    return status
 
 
 def _progress_bar(client: Any, quiet: bool, wanted: bool | None) -> Any:
