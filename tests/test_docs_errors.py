@@ -96,6 +96,8 @@ RETURNED_INSIDE: dict[str, dict[str, str]] = {
 
 #: Messages with no literal text of their own: ``{"file.py:function": "why that is fine"}``.
 ALLOWED_DYNAMIC: dict[str, str] = {
+    "named/control.py:request": "re-raises the supervisor's answer, whose texts "
+    "(named/supervisor.py:Supervisor.handle) are documented",
     "cli/errors.py:api_call": "re-raises str() of a DaskDeployError, documented where it is raised",
     "cli/run.py:_echo_check": "re-raises str() of a DeploymentError from Plan.check()",
     "backends/slurm/commands.py:sbatch": "re-raises str() of SbatchRequest's ValueError "

@@ -165,3 +165,24 @@ def test_distributed_settings_in_a_config_block_before_first_deploy(sandbox):
     assert result.returncode == 0, result.stderr
     assert "SECOND 2" in result.stdout
     sandbox.assert_clean()
+
+
+def test_dashboard_link_follows_the_distributed_dashboard_link_template(monkeypatch):
+    """As behind JupyterHub's jupyter-server-proxy; an unset variable gives the plain link."""
+    import dask
+
+    monkeypatch.setenv("PROXY_PREFIX", "/user/alice/")
+    template = "{PROXY_PREFIX}proxy/{port}/status"
+    with (
+        dask.config.set({"distributed.dashboard.link": template}),
+        daskdeploy.deploy("local", workers=1, quiet=True) as client,
+    ):
+        port = client.scheduler_info()["services"]["dashboard"]
+        assert client.dashboard_link == f"/user/alice/proxy/{port}/status"
+    monkeypatch.delenv("PROXY_PREFIX")
+    with (
+        dask.config.set({"distributed.dashboard.link": template}),
+        daskdeploy.deploy("local", workers=1, quiet=True) as client,
+    ):
+        port = client.scheduler_info()["services"]["dashboard"]
+        assert client.dashboard_link == f"http://127.0.0.1:{port}/status"
