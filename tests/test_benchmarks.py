@@ -239,3 +239,17 @@ def test_publish_removes_paths_and_dates_the_run(run_all, tmp_path):
     fragment = (tmp_path / "docs" / "results.inc").read_text()
     assert "2023-11-14 22:13 UTC (modification time" in fragment
     assert "<repo>/benchmarks/x.log" in fragment.replace("\\", "")
+
+
+def test_attach_benchmark_smoke(sandbox):
+    """bench_attach.py --backend local --smoke: both ways, the same answer, nothing left."""
+    output = sandbox.root / "attach.json"
+    script = REPO / "benchmarks" / "bench_attach.py"
+    command = [sys.executable, str(script), "--backend", "local", "--smoke", "--workers", "1"]
+    result = sandbox.run([*command, "--json", str(output)], timeout=240)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(output.read_text())
+    assert report["same_answer"] and report["answer"][0].startswith("pi ~ 3.14")
+    assert len(report["fresh_seconds"]) == len(report["attach_seconds"]) == 1
+    assert report["startup_ratio"] > 0 and report["import_floor_median"] > 0
+    sandbox.assert_clean()
