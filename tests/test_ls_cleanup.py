@@ -85,7 +85,7 @@ def test_ls_lists_a_running_deployment_and_the_reaper_ends_it_after_kill_9(
     try:
         table = sandbox.run(sandbox.command("ls"), timeout=60)
         row = next(line for line in table.stdout.splitlines() if deployment_id in line)
-        assert row.split()[1:3] == ["local", "running"], table.stdout
+        assert row.split()[1:4] == ["-", "local", "running"], table.stdout  # no NAME
         assert f":{process.pid}" in row and "tcp://127.0.0.1:" in row
         entry = _listed(sandbox)[deployment_id]
         assert entry["state"] == "running" and entry["owner"]["pid"] == process.pid

@@ -101,7 +101,7 @@ def test_up_attach_from_two_processes_scale_and_down_on_local(
     assert entry["id"] == deployment_id and entry["state"] == "running"
     assert entry["named"]["state"] == "ready" and entry["named"]["workers"] == 2
     listing = sandbox.run(sandbox.command("ls")).stdout
-    assert "analysis" in listing and "2 workers, 0 clients, idle" in listing, listing
+    assert "analysis" in listing and "2 workers, 0 clients" in listing, listing
 
     again = sandbox.run(sandbox.command("up", "analysis", "-n", "1"), timeout=60)
     assert again.returncode == 1 and "already runs" in again.stderr, again.stderr

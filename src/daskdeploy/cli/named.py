@@ -44,7 +44,7 @@ def up(
     \b
     Examples:
       daskdeploy up analysis -n 4
-      daskdeploy up big --backend slurm -n 16 -o walltime=04:00:00 -o account=proj1
+      daskdeploy up big --profile cluster -n 16     # a profile saved for your cluster
       daskdeploy run --attach analysis examples/pi.py
       daskdeploy down analysis
     """
@@ -131,7 +131,7 @@ def down(names: tuple[str, ...]) -> None:
 def scale(name: str, workers: int) -> None:
     """Resize named deployment NAME to WORKERS workers.
 
-    Backends with a fixed set of workers (ssh) refuse, saying so.
+    Backends with a fixed set of workers (a list of hosts) refuse, saying so.
 
     \b
     Examples:

@@ -122,8 +122,8 @@ def _up(
         raise OptionError(
             f"Backend {chosen.name!r} runs Dask inside one job or launch, whose tasks are "
             f"its workers, so it cannot outlive a command: use `daskdeploy run` inside the "
-            f"job instead of `daskdeploy up`, or a backend that submits its own workers "
-            f"(e.g. slurm)."
+            f"job instead of `daskdeploy up`, or a backend that submits its own worker jobs "
+            f"to the batch system (`daskdeploy backends` lists them)."
         )
     availability = chosen.available()
     if not availability:
