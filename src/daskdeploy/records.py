@@ -178,10 +178,7 @@ class DeploymentRecord:
 
 def records_dir(create: bool = False) -> Path:
     """``~/.cache/daskdeploy/deployments`` (``$XDG_CACHE_HOME`` if set), mode 0700."""
-    path = shared_cache_dir("deployments")
-    if create:
-        path.mkdir(parents=True, exist_ok=True, mode=0o700)
-    return path
+    return shared_cache_dir("deployments", create=create)
 
 
 def record_path(deployment_id: str) -> Path:

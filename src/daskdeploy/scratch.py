@@ -24,15 +24,18 @@ PREFIX = "daskdeploy-"
 _PATTERN = re.compile(r"^daskdeploy-(dd-[0-9a-f]+)-pid(\d+)-")
 
 
-def shared_cache_dir(*parts: str) -> Path:
+def shared_cache_dir(*parts: str, create: bool = False) -> Path:
     """A directory under ``$XDG_CACHE_HOME/daskdeploy`` (``~/.cache/daskdeploy``).
 
     For files that compute nodes must read or write (job output, scheduler files): home
     directories are shared with compute nodes on nearly every cluster, ``/tmp`` is not.
-    The directory is not created.
+    Created (with its parents, mode 0700) only when ``create`` is true.
     """
     cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(cache, "daskdeploy", *parts)
+    path = Path(cache, "daskdeploy", *parts)
+    if create:
+        path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return path
 
 
 def new_deployment_id() -> str:

@@ -38,10 +38,7 @@ STARTING, READY, ENDING = "starting", "ready", "ending"
 
 def named_dir(create: bool = False) -> Path:
     """``~/.cache/daskdeploy/named`` (``$XDG_CACHE_HOME`` if set): logs, mode 0700."""
-    path = shared_cache_dir("named")
-    if create:
-        path.mkdir(parents=True, exist_ok=True, mode=0o700)
-    return path
+    return shared_cache_dir("named", create=create)
 
 
 def log_path(name: str) -> Path:
