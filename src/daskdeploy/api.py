@@ -99,11 +99,13 @@ class Plan:
         """
         return self.backend.launch_command(self.options, program)
 
-    def start(self, *, name: str | None = None) -> DeployedClient:
+    def start(self, *, name: str | None = None, deployment_id: str | None = None) -> DeployedClient:
         """Start the deployment and return its client, tearing everything down on failure.
 
-        ``name`` is for named deployments (``daskdeploy up NAME``): their record carries
-        it from the moment it is written, so ``daskdeploy ls`` shows them ``starting``.
+        ``name`` and ``deployment_id`` are for named deployments (``daskdeploy up NAME``):
+        their record carries the name from the moment it is written, so ``daskdeploy ls``
+        shows them ``starting``, and the id is chosen by ``up`` beforehand (a batch job
+        running the scheduler is named with it).
         """
         availability = self.backend.available()
         if not availability:
@@ -111,7 +113,7 @@ class Plan:
                 f"Backend {self.backend.name!r} cannot run here: {availability.reason}"
             )
         scratch.sweep_stale()
-        deployment_id = scratch.new_deployment_id()
+        deployment_id = deployment_id or scratch.new_deployment_id()
         scratch_dir = scratch.make_scratch_dir(deployment_id)
         deployment = Deployment(deployment_id, self.backend.name, self.options, scratch_dir)
         # Registered first, so it runs last: tell the reaper the teardown is complete and

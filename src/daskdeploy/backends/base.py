@@ -312,6 +312,29 @@ class Backend(abc.ABC):
         """
         return ""
 
+    def submit_supervisor(
+        self, options: ResolvedOptions, command: str, deployment_id: str, directory: Path
+    ) -> str | None:
+        """Submit ``command`` (one shell command line) as a one-process batch job.
+
+        Used by ``daskdeploy up --scheduler-in-job``, for sites that forbid long-running
+        processes on login nodes: the named deployment's supervisor (and so its
+        scheduler) then runs in a job of this backend's batch system, sized as one
+        worker job of ``options``, with its output in ``directory``, and named after
+        ``deployment_id`` (``<id>-up``: not the worker jobs' name, which the teardown
+        cancels). Returns the job id; ``None`` (the default) when this backend has no
+        batch system.
+        """
+        return None
+
+    def supervisor_alive(self, deployment_id: str) -> bool:
+        """Whether the job :meth:`submit_supervisor` submitted is still queued or running."""
+        return False
+
+    def cancel_supervisor(self, deployment_id: str) -> None:
+        """Cancel that job (its supervisor gets SIGTERM and tears the deployment down)."""
+        return None
+
     def time_limit(self, options: ResolvedOptions) -> float | None:
         """Seconds after which these options' workers are ended by the platform, if any.
 

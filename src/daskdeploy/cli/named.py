@@ -22,6 +22,12 @@ __all__ = ["attach_snippet", "down", "logs", "scale", "up"]
     help="End it after this long with no client and no task, e.g. 2h or 30m; 0: never "
     "(default: dask config daskdeploy.named.idle_timeout, 1h).",
 )
+@click.option(
+    "--scheduler-in-job",
+    is_flag=True,
+    help="Run the scheduler in a batch job of the backend's system (sized as one worker "
+    "job) instead of here: for sites that forbid long-running processes on login nodes.",
+)
 def up(
     name: str,
     backend: str | None,
@@ -31,6 +37,7 @@ def up(
     memory_per_worker: str | None,
     assignments: tuple[str, ...],
     idle_timeout: str | None,
+    scheduler_in_job: bool,
 ) -> None:
     """Start deployment NAME that keeps running after this command returns.
 
@@ -39,7 +46,7 @@ def up(
     `daskdeploy.deploy(attach="NAME")` in a script or notebook. It ends with `daskdeploy
     down NAME`, after the idle timeout, or at the backend's time limit (a batch job's
     walltime). Its scheduler runs here, in a supervising process with TLS credentials
-    only you can read.
+    only you can read, or with --scheduler-in-job in a batch job of its own.
 
     \b
     Examples:
@@ -60,6 +67,7 @@ def up(
         backend,
         profile=profile,
         idle_timeout=idle_timeout,
+        scheduler_in_job=scheduler_in_job,
         options_source="command line",
         **options,
     )

@@ -11,11 +11,13 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
 import time
 from collections.abc import Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 from ..errors import BackendUnavailableError, DeploymentError, OptionError
@@ -33,6 +35,7 @@ def up(
     *,
     profile: str | None = None,
     idle_timeout: Any = None,
+    scheduler_in_job: bool = False,
     options_source: str = "keyword argument",
     **options: Any,
 ) -> NamedDeployment:
@@ -50,6 +53,10 @@ def up(
         End it after this long with no client and no task (seconds or text such as
         ``"2h"``; ``0``: never). Default: dask config ``daskdeploy.named.idle_timeout``
         (1 hour).
+    scheduler_in_job
+        Run the supervisor, and so the scheduler, in a batch job of the backend's system
+        (sized as one worker job, named with the deployment id) instead of on this
+        machine: for sites that forbid long-running processes on login nodes.
 
     Raises
     ------
@@ -62,7 +69,7 @@ def up(
     """
     check_name(name)
     with _only_starter(name):
-        return _up(name, backend, profile, idle_timeout, options_source, options)
+        return _up(name, backend, profile, idle_timeout, scheduler_in_job, options_source, options)
 
 
 @contextlib.contextmanager
@@ -92,11 +99,13 @@ def _up(
     backend: str | None,
     profile: str | None,
     idle_timeout: Any,
+    scheduler_in_job: bool,
     options_source: str,
     options: dict[str, Any],
 ) -> NamedDeployment:
-    from .. import config
+    from .. import config, scratch
     from ..api import plan_from
+    from ..backends.base import Backend
     from ..options import duration_seconds
 
     existing = find(name)
@@ -125,6 +134,11 @@ def _up(
             f"job instead of `daskdeploy up`, or a backend that submits its own worker jobs "
             f"to the batch system (`daskdeploy backends` lists them)."
         )
+    if scheduler_in_job and type(chosen).submit_supervisor is Backend.submit_supervisor:
+        raise OptionError(
+            f"Backend {chosen.name!r} has no batch system to run the scheduler in: drop "
+            f"--scheduler-in-job (scheduler_in_job=True); its scheduler runs here."
+        )
     availability = chosen.available()
     if not availability:
         raise BackendUnavailableError(
@@ -141,8 +155,14 @@ def _up(
         "profile": deployment_plan.profile,
         "options": _json_options(options),
         "idle_timeout": idle_seconds,
+        "deployment_id": scratch.new_deployment_id(),
+        "scheduler_in_job": scheduler_in_job,
     }
-    found = _start_supervisor(name, spec, deployment_plan.options["timeout"] + START_MARGIN)
+    in_job = (chosen, deployment_plan.options) if scheduler_in_job else None
+    margin = START_MARGIN + (deployment_plan.options["timeout"] if scheduler_in_job else 0)
+    found = _start_supervisor(
+        name, spec, deployment_plan.options["timeout"] + margin, in_job=in_job
+    )
     if not deployment_plan.options["tls"] and (found.address or "").startswith("tcp://"):
         from ..credentials import plain_tcp_warning
 
@@ -171,46 +191,100 @@ def _private_file(path: os.PathLike[str] | str, text: str = "") -> int:
     return descriptor
 
 
-def _start_supervisor(name: str, spec: dict[str, Any], deadline_seconds: float) -> NamedDeployment:
+class _LocalSupervisor:
+    """The supervisor as a process of this machine, in a session of its own."""
+
+    def __init__(self, command: list[str], log: os.PathLike[str]) -> None:
+        log_descriptor = _private_file(log)
+        try:
+            self.process = subprocess.Popen(
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=log_descriptor,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # not ended by the terminal's Ctrl-C or hang-up
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            )
+        finally:
+            os.close(log_descriptor)
+
+    def ended(self) -> str | None:
+        status = self.process.poll()
+        return None if status is None else f"its supervisor exited with status {status}"
+
+    def stop(self, deployment_id: str) -> None:
+        _stop(self.process)
+
+
+class _SupervisorJob:
+    """The supervisor as a batch job, named with the deployment id (``--scheduler-in-job``)."""
+
+    def __init__(
+        self, backend: Any, options: Any, command: list[str], log: Path, deployment_id: str
+    ) -> None:
+        self.backend = backend
+        os.close(_private_file(log))
+        line = f"{shlex.join(command)} >> {shlex.quote(str(log))} 2>&1"
+        self.job_id = str(backend.submit_supervisor(options, line, deployment_id, log.parent))
+        self.deployment_id = deployment_id
+
+    def ended(self) -> str | None:
+        if self.backend.supervisor_alive(self.deployment_id):
+            return None
+        return f"its supervisor's job {self.job_id} ended"
+
+    def stop(self, deployment_id: str) -> None:
+        from ..orphans import end_deployment
+
+        self.backend.cancel_supervisor(deployment_id)
+        end_deployment(deployment_id)  # what it had submitted, if it got that far
+
+
+def _start_supervisor(
+    name: str,
+    spec: dict[str, Any],
+    deadline_seconds: float,
+    in_job: tuple[Any, Any] | None = None,
+) -> NamedDeployment:
     directory = named_dir(create=True)
     spec_path = directory / f".{name}.spec.json"
     os.close(_private_file(spec_path, json.dumps(spec)))
+    command = [sys.executable, "-m", "daskdeploy.named.supervisor", str(spec_path)]
     log = log_path(name)
-    log_descriptor = _private_file(log)
+    supervisor: _LocalSupervisor | _SupervisorJob | None = None
     try:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "daskdeploy.named.supervisor", str(spec_path)],
-            stdin=subprocess.DEVNULL,
-            stdout=log_descriptor,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # not ended by the terminal's Ctrl-C or hang-up
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
-    finally:
-        os.close(log_descriptor)
-    try:
-        return _wait_until_ready(name, process, time.monotonic() + deadline_seconds)
+        if in_job is None:
+            supervisor = _LocalSupervisor(command, log)
+        else:
+            supervisor = _SupervisorJob(*in_job, command, log, spec["deployment_id"])
+        return _wait_until_ready(name, spec["deployment_id"], supervisor, deadline_seconds)
     except BaseException:
-        _stop(process)
+        if supervisor is not None:
+            supervisor.stop(spec["deployment_id"])
         with contextlib.suppress(FileNotFoundError):
             spec_path.unlink()
         raise
 
 
 def _wait_until_ready(
-    name: str, process: subprocess.Popen[bytes], deadline: float
+    name: str, deployment_id: str, supervisor: Any, deadline_seconds: float
 ) -> NamedDeployment:
+    deadline = time.monotonic() + deadline_seconds
+    next_look = 0.0
     while True:
         found = find(name)
-        if found is not None and found.record.pid == process.pid and found.state == READY:
+        if found is not None and found.id == deployment_id and found.state == READY:
             return found
-        status = process.poll()
-        if status is not None:
-            raise DeploymentError(
-                f"Deployment {name!r} did not start (its supervisor exited with status "
-                f"{status}); nothing was left running. The end of its log "
-                f"({log_path(name)}):\n{_tail(name)}"
+        if time.monotonic() >= next_look:  # asking a batch system costs: once a second
+            next_look = time.monotonic() + (
+                0.1 if isinstance(supervisor, _LocalSupervisor) else 1.0
             )
+            ended = supervisor.ended()
+            if ended is not None:
+                raise DeploymentError(
+                    f"Deployment {name!r} did not start ({ended}); nothing was left "
+                    f"running. The end of its log ({log_path(name)}):\n{_tail(name)}"
+                )
         if time.monotonic() > deadline:
             raise DeploymentError(
                 f"Deployment {name!r} was not ready in time; it was stopped and nothing "
@@ -257,6 +331,7 @@ def down(name: str) -> str:
     DeploymentError
         No deployment of that name, or ending it left something behind.
     """
+    from .. import records, registry
     from ..orphans import end_deployment, find_deployment
 
     found = find(name)
@@ -265,10 +340,21 @@ def down(name: str) -> str:
             f"No deployment named {name!r} here: `daskdeploy ls` lists them (ids of "
             f"unnamed ones go to `daskdeploy cleanup ID`)."
         )
+    in_job = bool(found.record.named.get("scheduler_in_job"))
+    backend = registry.get_backend(found.backend) if in_job else None
+    if backend is not None and not found.record.is_local:
+        # Its supervisor runs in a job on a node this process cannot signal: cancelling
+        # the job sends it SIGTERM, and it tears the deployment down itself.
+        backend.cancel_supervisor(found.id)
+        deadline = time.monotonic() + 60
+        while records.read(found.id) is not None and time.monotonic() < deadline:
+            time.sleep(0.2)
     live = find_deployment(found.id)
     if live is None:
         return f"{name} ({found.backend}): {found.id} had already ended, nothing was left"
     report = end_deployment(live)
+    if backend is not None and backend.supervisor_alive(found.id):
+        backend.cancel_supervisor(found.id)
     if report.errors:
         raise DeploymentError(
             f"Ending {name!r} ({found.id}) left something behind: {'; '.join(report.errors)}"

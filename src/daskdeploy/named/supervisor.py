@@ -74,6 +74,7 @@ class Supervisor:
         self.status: dict[str, Any] = {}
         self._client_ids: list[str] = []
         self.inbox = control.Inbox(client)
+        self.in_job = False
         self._probe = _activity_probe()
 
     # -- the record ------------------------------------------------------------------
@@ -97,6 +98,7 @@ class Supervisor:
                 "key": security.tls_client_key,
             },
             "scalable": bool(running and running.scalable),
+            "scheduler_in_job": self.in_job,
             "shape": self.deployment.shape(),
             "options": self._given_options(),
             "idle_timeout": self.idle_timeout,
@@ -235,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
         spec["backend"], spec.get("profile"), spec["options"], "daskdeploy up"
     )
     logger.info("starting %s on %s", name, deployment_plan.backend.name)
-    client = deployment_plan.start(name=name)
+    client = deployment_plan.start(name=name, deployment_id=spec.get("deployment_id"))
     reason = "it failed"
     supervisor: Supervisor | None = None
     try:
@@ -249,6 +251,7 @@ def main(argv: list[str] | None = None) -> int:
             spec.get("idle_timeout"),
             deployment_plan.backend.time_limit(deployment_plan.options),
         )
+        supervisor.in_job = bool(spec.get("scheduler_in_job"))
         reason = supervisor.serve()
         return 0
     except SystemExit as exc:  # SIGTERM/SIGHUP (lifecycle) or a second up's clash

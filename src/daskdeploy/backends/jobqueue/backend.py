@@ -28,6 +28,8 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import os
+import shlex
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -255,6 +257,34 @@ class JobQueueBackend(BatchJobLeftovers, Backend):
                 "Give either workers (a fixed number) or adapt=[minimum, maximum], not both."
             )
 
+    def submit_supervisor(
+        self, options: ResolvedOptions, command: str, deployment_id: str, directory: Path
+    ) -> str | None:
+        """Submit ``command`` as a driver-sized job of this system (see the base class)."""
+        job_name = _supervisor_job_name(deployment_id)
+        script = driver_job_script(
+            self, options, job_name, [f"cd {shlex.quote(os.getcwd())}"], command, str(directory)
+        )
+        path = directory / f".{job_name}.job"
+        path.write_text(script)
+        try:
+            return self.system.submit(path)
+        finally:  # every system copies the script when it accepts it
+            path.unlink(missing_ok=True)
+
+    def supervisor_alive(self, deployment_id: str) -> bool:
+        """Whether the supervisor's job is still queued or running."""
+        name = _supervisor_job_name(deployment_id)
+        try:
+            jobs = self.system.list_jobs(name)
+        except CommandError:
+            return False
+        return any(job.state not in self.system.ending_states for job in jobs)
+
+    def cancel_supervisor(self, deployment_id: str) -> None:
+        """Cancel the supervisor's job, found by its name."""
+        self.system.cancel_deployment(_supervisor_job_name(deployment_id))
+
     def time_limit(self, options: ResolvedOptions) -> float | None:
         """The jobs' walltime: a named deployment's workers end with their jobs."""
         return float(parse_walltime(options["walltime"])) if options.get("walltime") else None
@@ -402,11 +432,13 @@ def driver_job_script(
     job_name: str,
     prologue: list[str],
     command: str,
+    output_dir: str = ".",
 ) -> str:
     """A job script with the header of a one-process job of ``options`` that runs
     ``prologue`` then ``command`` instead of a worker (see :mod:`.driver`).
 
-    Its output goes to the submission directory, named after the job.
+    Its output goes to ``output_dir`` (the submission directory by default), named after
+    the job.
     """
     from .cluster import deploy_cluster_class, isolated_config_name
 
@@ -415,11 +447,16 @@ def driver_job_script(
         scheduler="tcp://<unused>:0",
         name=job_name,
         config_name=isolated_config_name(system),
-        **_job_kwargs(system, options, job_name, "."),
+        **_job_kwargs(system, options, job_name, output_dir),
     )
     job._job_script_prologue = prologue
     job._command_template = command
     return job.job_script()
+
+
+def _supervisor_job_name(deployment_id: str) -> str:
+    """``dd-3f9a61c2-up``: within PBS's 15 characters, and not the worker jobs' name."""
+    return f"{deployment_id}-up"
 
 
 # --- layout: jobs, processes, cores, memory ------------------------------------------------
