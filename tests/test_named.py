@@ -169,6 +169,31 @@ def test_deploy_attach_in_python_leaves_it_running_and_dask_ctl_finds_it(in_sand
     sandbox.assert_clean()
 
 
+#: dask-ctl 2024.1.0 (the latest) imports distributed.cli.utils.install_signal_handlers at
+#: import time, which distributed 2026 removed (dask/distributed#9240): without this one
+#: line dask-ctl cannot be imported at all. Everything else is dask-ctl's own code.
+DASK_CTL = """
+import sys
+import distributed.cli.utils
+distributed.cli.utils.install_signal_handlers = lambda *args, **kwargs: None
+from dask_ctl.cli import cluster
+cluster(sys.argv[1:], prog_name="dask cluster")
+"""
+
+
+def test_dask_cluster_list_lists_the_named_deployment(sandbox):
+    pytest.importorskip("dask_ctl", reason="dask-ctl is part of daskdeploy[test]")
+    up(sandbox, "listed", "-n", "2")
+    sandbox.env["COLUMNS"] = "250"  # rich draws the table to the terminal's width
+    result = sandbox.run([PYTHON, "-c", DASK_CTL, "list"], timeout=120)
+    assert result.returncode == 0, result.stderr
+    (row,) = [line for line in result.stdout.splitlines() if " listed " in line]
+    assert "tls://127.0.0.1:" in row and "daskdeploy" in row and "Running" in row, row
+    assert row.split()[4:6] == ["2", "2"], row  # workers and threads, from the scheduler
+    down(sandbox, "listed")
+    sandbox.assert_clean()
+
+
 def test_idle_timeout_ends_a_forgotten_deployment_counted_from_its_last_use(sandbox):
     up(sandbox, "forgotten", "-n", "1", "--idle-timeout", "6s")
     assert record_of(sandbox, "forgotten")["named"]["idle_timeout"] == 6.0
@@ -444,4 +469,42 @@ def test_up_on_ssh_runs_scripts_refuses_scale_and_down_leaves_nothing(
     assert refused.returncode == 1 and "has a fixed set of workers" in refused.stderr
     down(sandbox, "remote")
     wait_remote_gone(ssh_hosts)
+    sandbox.assert_clean()
+
+
+def test_up_with_the_scheduler_in_a_slurm_job_of_its_own(
+    slurm, sandbox, wiki_dir, airline_dir, example_client
+):
+    up(sandbox, "injob", "--backend", "slurm", "-n", "2", "--scheduler-in-job")
+    record = record_of(sandbox, "injob")
+    # The supervisor, and so the scheduler, is a process of the job <id>-up; the worker
+    # jobs it submitted (an array of two tasks) are named with the id, as usual.
+    supervisor_job = psutil.Process(record["pid"]).environ().get("SLURM_JOB_ID")
+    jobs = {job["id"]: job for job in slurm.jobs()}
+    assert jobs[supervisor_job]["name"] == f"{record['id']}-up", jobs
+    assert jobs[supervisor_job]["state"] == "RUNNING", jobs
+    workers = [job for job in jobs.values() if job["name"] == record["id"]]
+    assert [job["state"] for job in workers] == ["RUNNING", "RUNNING"], jobs
+    assert record["named"]["status"]["workers"] == 2
+    argv = example_argv("wiki_bag", wiki_dir, airline_dir)
+    ran = run_attached(sandbox, "injob", EXAMPLES / "wiki_bag.py", *argv)
+    assert ran.returncode == 0, ran.stderr
+    assert expected_output("wiki_bag", argv, example_client) in ran.stdout
+    # `down` from another login node (as the record says it ran elsewhere) cannot signal
+    # the supervisor: it cancels the supervisor's job, and the supervisor tears down.
+    path = sandbox.cache_dir / "daskdeploy" / "deployments" / f"{record['id']}.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), "hostname": "login2"}))
+    assert named(sandbox, "injob")["state"] == "unknown"
+    down(sandbox, "injob")
+    slurm.wait_for_no_jobs(timeout=60)
+    sandbox.assert_clean()
+    log = (sandbox.cache_dir / "daskdeploy/named/injob.log").read_text()
+    assert "ending injob: SIGTERM received" in log
+    assert "injob ended; nothing is left running" in log
+
+
+def test_scheduler_in_job_is_refused_where_there_is_no_batch_system(sandbox):
+    result = sandbox.run(sandbox.command("up", "x", "--scheduler-in-job", "-n", "1"), timeout=60)
+    assert result.returncode == 2, result.stderr
+    assert "has no batch system to run the scheduler in" in result.stderr
     sandbox.assert_clean()
