@@ -73,8 +73,8 @@ def up(
     )
     status = found.status
     click.echo(
-        f"{name} is up ({found.id} on {found.backend}, {status.get('workers', '?')} workers, "
-        f"{status.get('threads', '?')} threads) after {time.monotonic() - began:.1f} s."
+        f"{name} is up ({found.id} on {found.backend}, {_count(status.get('workers'), 'worker')}"
+        f", {_count(status.get('threads'), 'thread')}) after {time.monotonic() - began:.1f} s."
     )
     click.echo(f"  scheduler  {found.address}")
     if found.dashboard_link:
@@ -88,6 +88,11 @@ def up(
     for line in connect_snippet(found).splitlines():
         click.echo(f"  {line}")
     click.echo(f"End it: daskdeploy down {name}")
+
+
+def _count(number: int | None, word: str) -> str:
+    """``1 worker``, ``2 workers``, ``? workers``."""
+    return f"{'?' if number is None else number} {word}{'' if number == 1 else 's'}"
 
 
 def _ending_text(found: Any) -> str:

@@ -80,7 +80,8 @@ def attach(
         shape = named.record.named.get("shape", "")
         print(
             f"daskdeploy: attached to {name!r} ({named.id} on {named.backend}, {workers} "
-            f"workers now; started as {shape}), scheduler {named.address}"
+            f"worker{'' if workers == 1 else 's'} now; started as {shape}), scheduler "
+            f"{named.address}"
             + (f", dashboard {named.dashboard_link}" if named.dashboard_link else "")
             + ". Closing this client leaves it running.",
             file=sys.stderr,
