@@ -93,8 +93,8 @@ def _named_what(named: Any) -> str:
     if status.get("tasks"):
         parts.append(f"{status['tasks']} tasks")
     elif idle is not None:
-        limit = f" of {_age(time.time() - named.idle_timeout)}" if named.idle_timeout else ""
-        parts.append(f"idle {_age(time.time() - idle)}{limit}")
+        limit = f" of {_seconds_text(named.idle_timeout)}" if named.idle_timeout else ""
+        parts.append(f"idle {_seconds_text(idle)}{limit}")
     if named.ends_at:
         parts.append("ends " + time.strftime("%H:%M", time.localtime(named.ends_at)))
     return ", ".join(part for part in parts if part)
@@ -106,7 +106,12 @@ def _age(started: float | None) -> str:
 
     if started is None:
         return "-"
-    seconds = max(0, int(time.time() - started))
+    return _seconds_text(time.time() - started)
+
+
+def _seconds_text(seconds: float) -> str:
+    """``42s``, ``5m``, ``3h``, ``2d``: a duration in its largest whole unit."""
+    seconds = max(0, int(seconds))
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
         if seconds >= size:
             return f"{seconds // size}{unit}"

@@ -51,7 +51,6 @@ def attach(
     options = ResolvedOptions(settings, {key: source for key in settings})
     scratch = Path(named.record.scratch_dir or tempfile.gettempdir())
     deployment = Deployment(named.id, named.backend, options, scratch)
-    deployment.attached_name = name  # type: ignore[attr-defined]
     deployment.attach(
         Running(
             address=named.address or cluster.scheduler_address,

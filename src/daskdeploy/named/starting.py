@@ -12,7 +12,6 @@ import contextlib
 import json
 import os
 import shlex
-import signal
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from .. import processes
 from ..errors import BackendUnavailableError, DeploymentError, OptionError
 from .names import READY, NamedDeployment, check_name, find, log_path, named_dir
 
@@ -194,6 +194,9 @@ def _private_file(path: os.PathLike[str] | str, text: str = "") -> int:
 class _LocalSupervisor:
     """The supervisor as a process of this machine, in a session of its own."""
 
+    #: Seconds between two looks at whether it has ended.
+    look_every = 0.1
+
     def __init__(self, command: list[str], log: os.PathLike[str]) -> None:
         log_descriptor = _private_file(log)
         try:
@@ -213,11 +216,20 @@ class _LocalSupervisor:
         return None if status is None else f"its supervisor exited with status {status}"
 
     def stop(self, deployment_id: str) -> None:
-        _stop(self.process)
+        """SIGTERM the supervisor (it tears down), SIGKILL after 30 s; then end what is left."""
+        _, killed = processes.terminate([self.process.pid], grace=30.0)
+        self.process.wait()
+        if killed:
+            from ..orphans import end_deployment
+
+            end_deployment(deployment_id)
 
 
 class _SupervisorJob:
     """The supervisor as a batch job, named with the deployment id (``--scheduler-in-job``)."""
+
+    #: Seconds between two looks at whether it has ended: asking a batch system costs.
+    look_every = 1.0
 
     def __init__(
         self, backend: Any, options: Any, command: list[str], log: Path, deployment_id: str
@@ -275,10 +287,8 @@ def _wait_until_ready(
         found = find(name)
         if found is not None and found.id == deployment_id and found.state == READY:
             return found
-        if time.monotonic() >= next_look:  # asking a batch system costs: once a second
-            next_look = time.monotonic() + (
-                0.1 if isinstance(supervisor, _LocalSupervisor) else 1.0
-            )
+        if time.monotonic() >= next_look:
+            next_look = time.monotonic() + supervisor.look_every
             ended = supervisor.ended()
             if ended is not None:
                 raise DeploymentError(
@@ -299,24 +309,6 @@ def _tail(name: str, lines: int = 15) -> str:
     except OSError:
         return "  (no log)"
     return "\n".join("  " + line for line in text.splitlines()[-lines:])
-
-
-def _stop(process: subprocess.Popen[bytes], grace: float = 30.0) -> None:
-    """SIGTERM the supervisor (it tears its deployment down), SIGKILL after ``grace``."""
-    if process.poll() is not None:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(grace)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-        from ..orphans import ORPHANED, end_deployment, find_deployments
-
-        for found in find_deployments()[0]:
-            if found.state == ORPHANED and found.owner[1] == process.pid:
-                end_deployment(found)
 
 
 def down(name: str) -> str:
