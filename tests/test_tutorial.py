@@ -1,17 +1,21 @@
-"""Every command in docs/tutorial.rst runs, against the real components, as shown.
+"""Every command on the docs pages in ``PAGES`` runs, against the real components, as shown.
 
-The tutorial marks each console block with an rst comment (invisible on the page) that
-says where it runs::
+A page marks each console block with an rst comment (invisible on the page) that says
+where it runs::
 
     .. tutorial: run local
     .. tutorial: run slurm, skip 8-      (output lines 8 on are not compared)
     .. tutorial: not run: <why>
 
-Each ``$ command`` line runs in bash, in a copy of ``docs/tutorial/``, and must exit 0.
-The output lines shown after it must appear in its output (stdout and stderr together),
-in order, with numbers, deployment ids and ``...`` free: timings, ports and addresses
-differ from run to run, the words do not. A console block without a marker fails the
-test, so nothing in the tutorial goes untested by accident.
+(environments: local, slurm, ssh, mpi, sge). Each ``$ command`` line runs in bash, in a
+copy of ``docs/tutorial/`` (the scripts folder every page shares), and must exit 0. The
+output lines shown after it must appear in its output (stdout and stderr together), in
+order, with numbers, deployment ids and ``...`` free: timings, ports and addresses differ
+from run to run, the words do not. A console block without a marker fails the test, so
+nothing on a listed page goes untested by accident. The blocks of one page and one
+environment run in page order in one test (a later block may use what an earlier one
+made), with ids naming the page and the line of its first block; a failure names the
+page and line of the block that failed.
 """
 
 from __future__ import annotations
@@ -29,10 +33,16 @@ import yaml
 
 from conftest import REPO, require
 
-TUTORIAL = REPO / "docs" / "tutorial.rst"
-SCRIPTS = REPO / "docs" / "tutorial"
+DOCS = REPO / "docs"
+#: The pages whose console blocks run, relative to docs/. Add a page here when every
+#: console block on it carries a marker.
+PAGES = ("tutorial.rst",)
+TUTORIAL = DOCS / "tutorial.rst"
+SCRIPTS = DOCS / "tutorial"
 MARKER = re.compile(r"^\.\. tutorial: (?P<spec>.+)$")
-ENVIRONMENTS = ("local", "slurm", "ssh", "mpi")
+ENVIRONMENTS = ("local", "slurm", "ssh", "mpi", "sge")
+#: The environments the tutorial itself walks through.
+TUTORIAL_ENVIRONMENTS = ("local", "slurm", "ssh", "mpi")
 
 
 @dataclass
@@ -45,15 +55,16 @@ class Step:
 
 @dataclass
 class Block:
-    """A console block of the tutorial."""
+    """A console block of a page."""
 
+    page: str  # relative to docs/
     line: int
     environment: str | None  # None: not run
     skip: set[int]
     steps: list[Step]
 
     def where(self) -> str:
-        return f"docs/tutorial.rst:{self.line}"
+        return f"docs/{self.page}:{self.line}"
 
 
 def _skipped_lines(spec: str) -> set[int]:
@@ -79,8 +90,8 @@ def _indented_block(lines: list[str], start: int) -> list[str]:
     return body
 
 
-def parse_tutorial(text: str) -> list[Block]:
-    """The tutorial's console blocks, with where each runs and what it should print."""
+def parse_page(text: str, page: str = "tutorial.rst") -> list[Block]:
+    """A page's console blocks, with where each runs and what it should print."""
     lines = text.splitlines()
     blocks = []
     for number, line in enumerate(lines):
@@ -90,14 +101,14 @@ def parse_tutorial(text: str) -> list[Block]:
         marker = MARKER.match(previous)
         if marker is None:
             raise AssertionError(
-                f"docs/tutorial.rst:{number + 1}: console block without a "
+                f"docs/{page}:{number + 1}: console block without a "
                 "'.. tutorial: run ENV' or '.. tutorial: not run: WHY' line before it"
             )
         spec = marker["spec"].strip()
         environment, skip = None, set()
         if not spec.startswith("not run:"):
             run = re.fullmatch(r"run (\w+)(?:, skip ([\d\- ]+))?", spec)
-            assert run and run[1] in ENVIRONMENTS, f"line {number}: bad marker {spec!r}"
+            assert run and run[1] in ENVIRONMENTS, f"docs/{page}:{number + 1}: bad marker {spec!r}"
             environment, skip = run[1], _skipped_lines(run[2] or "")
         steps: list[Step] = []
         output_line = 0
@@ -106,11 +117,11 @@ def parse_tutorial(text: str) -> list[Block]:
                 steps.append(Step(body_line[2:]))
                 continue
             output_line += 1
-            assert steps, f"line {number}: output before the first '$ ' command"
+            assert steps, f"docs/{page}:{number + 1}: output before the first '$ ' command"
             if output_line not in skip and body_line.strip() not in ("", "..."):
                 steps[-1].shown.append((output_line, body_line))
-        assert environment is None or steps, f"line {number}: a run block without '$ '"
-        blocks.append(Block(number + 1, environment, skip, steps))
+        assert environment is None or steps, f"docs/{page}:{number + 1}: a run block without '$ '"
+        blocks.append(Block(page, number + 1, environment, skip, steps))
     return blocks
 
 
@@ -147,10 +158,15 @@ def missing_output(shown: list[tuple[int, str]], output: str) -> list[str]:
     return missing
 
 
-def run_blocks(environment: str, workdir: Path, env: dict[str, str]) -> None:
-    """Run every block of ``environment`` in tutorial order; fail with full output."""
-    blocks = [b for b in parse_tutorial(TUTORIAL.read_text()) if b.environment == environment]
-    assert blocks, f"the tutorial has no block for {environment}"
+def page_blocks(page: str) -> list[Block]:
+    """The console blocks of ``docs/<page>``."""
+    return parse_page((DOCS / page).read_text(), page)
+
+
+def run_blocks(page: str, environment: str, workdir: Path, env: dict[str, str]) -> None:
+    """Run every block of ``environment`` on ``page`` in page order; fail with full output."""
+    blocks = [b for b in page_blocks(page) if b.environment == environment]
+    assert blocks, f"docs/{page} has no block for {environment}"
     for block in blocks:
         for step in block.steps:
             result = subprocess.run(
@@ -169,6 +185,43 @@ def run_blocks(environment: str, workdir: Path, env: dict[str, str]) -> None:
             assert not missing, "shown but not printed:\n  " + "\n  ".join(missing) + f"\n{context}"
 
 
+def _runs() -> list:
+    """One (page, environment) per environment a page's blocks use, in page order."""
+    runs = []
+    for page in PAGES:
+        try:
+            blocks = page_blocks(page)
+        except (AssertionError, OSError):  # test_every_console_block_is_marked says why
+            continue
+        first: dict[str, int] = {}
+        for block in blocks:
+            if block.environment is not None:
+                first.setdefault(block.environment, block.line)
+        runs += [
+            pytest.param((page, environment), id=f"{page}:{first[environment]}-{environment}")
+            for environment in ENVIRONMENTS
+            if environment in first
+        ]
+    return runs
+
+
+#: The fixture that provides each environment's real component (None: nothing to start).
+_COMPONENT = {"local": None, "slurm": "slurm", "ssh": "ssh_hosts", "mpi": None, "sge": "sge"}
+
+
+@pytest.fixture(params=_runs())
+def page_run(request) -> tuple[str, str, object]:
+    """(page, environment, component): the component is set up before the sandbox, so
+    the sandbox's processes are killed before its leftover-jobs check runs."""
+    page, environment = request.param
+    if environment == "mpi":
+        from daskdeploy.testing.mpi import unavailable_reason
+
+        require(unavailable_reason(), "MPI (mpi4py and MPICH's mpiexec)")
+    name = _COMPONENT[environment]
+    return page, environment, request.getfixturevalue(name) if name else None
+
+
 @pytest.fixture
 def tutorial_dir(sandbox) -> Path:
     """A copy of docs/tutorial/ to run in, with this Python's bin first on PATH."""
@@ -182,11 +235,21 @@ def tutorial_dir(sandbox) -> Path:
 # ----------------------------------------------------------------------- the checker
 
 
-def test_every_console_block_is_marked_and_runs_somewhere():
-    blocks = parse_tutorial(TUTORIAL.read_text())
-    assert {b.environment for b in blocks} >= set(ENVIRONMENTS)
-    unrun = [block.where() for block in blocks if block.environment is None]
-    assert len(unrun) <= 1, f"only the set-up block may go unrun: {unrun}"
+@pytest.mark.parametrize("page", PAGES)
+def test_every_console_block_is_marked(page):
+    blocks = page_blocks(page)  # raises, naming the line, for a block without a marker
+    for block in blocks:
+        if block.environment is None:
+            assert not block.steps
+    if page == "tutorial.rst":
+        assert {b.environment for b in blocks} >= set(TUTORIAL_ENVIRONMENTS)
+        unrun = [block.where() for block in blocks if block.environment is None]
+        assert len(unrun) <= 1, f"only the set-up block may go unrun: {unrun}"
+
+
+def test_every_page_listed_exists_and_has_a_block_that_runs():
+    for page in PAGES:
+        assert any(b.environment for b in page_blocks(page)), page
 
 
 def test_the_set_up_installs_extras_that_exist_and_enters_the_scripts_directory():
@@ -213,36 +276,35 @@ def test_shape_matching_ignores_numbers_and_ids_but_not_words():
     assert missing_output([(1, "b"), (2, "a")], "a\nb")  # order matters
 
 
-# ---------------------------------------------------------------------- the tutorial
+def test_markers_parse_with_page_and_line():
+    text = (
+        "x\n\n.. tutorial: run sge, skip 2-\n\n.. code-block:: console\n\n   $ echo a\n   a\n   b\n"
+    )
+    (block,) = parse_page(text, "some.rst")
+    assert (block.where(), block.environment, block.steps[0].shown) == (
+        "docs/some.rst:5",
+        "sge",
+        [(1, "a")],
+    )
+    with pytest.raises(AssertionError, match=re.escape("docs/other.rst:1: console block without")):
+        parse_page(".. code-block:: console\n\n   $ true\n", "other.rst")
 
 
-def test_tutorial_on_this_machine(sandbox, tutorial_dir):
-    run_blocks("local", tutorial_dir, sandbox.env)
-    sandbox.assert_clean()
+# ------------------------------------------------------------------------ the pages
 
 
-def test_tutorial_on_slurm(slurm, sandbox, tutorial_dir):
-    run_blocks("slurm", tutorial_dir, sandbox.env)
-    assert slurm.wait_for_no_jobs(timeout=30)
-    sandbox.assert_clean()
-
-
-def test_tutorial_over_ssh(ssh_hosts, sandbox, tutorial_dir):
-    # What the tutorial tells the user to write, with this machine's hosts and keys.
-    (tutorial_dir / "hosts.txt").write_text("\n".join(ssh_hosts.hosts) + "\n")
-    documented = _documented_config()
-    documented["daskdeploy"]["ssh"]["connect_options"].update(ssh_hosts.connect_options())
-    config_dir = Path(sandbox.env["DASK_CONFIG"])
-    (config_dir / "daskdeploy.yaml").write_text(yaml.safe_dump(documented))
-    run_blocks("ssh", tutorial_dir, sandbox.env)
-    sandbox.assert_clean()
-
-
-def test_tutorial_under_mpi(sandbox, tutorial_dir):
-    from daskdeploy.testing.mpi import unavailable_reason
-
-    require(unavailable_reason(), "MPI (mpi4py and MPICH's mpiexec)")
-    run_blocks("mpi", tutorial_dir, sandbox.env)
+def test_page_commands_run(page_run, sandbox, tutorial_dir):
+    page, environment, component = page_run
+    if environment == "ssh":
+        # What the tutorial tells the user to write, with this machine's hosts and keys.
+        (tutorial_dir / "hosts.txt").write_text("\n".join(component.hosts) + "\n")
+        documented = _documented_config()
+        documented["daskdeploy"]["ssh"]["connect_options"].update(component.connect_options())
+        config_dir = Path(sandbox.env["DASK_CONFIG"])
+        (config_dir / "daskdeploy.yaml").write_text(yaml.safe_dump(documented))
+    run_blocks(page, environment, tutorial_dir, sandbox.env)
+    if environment in ("slurm", "sge"):
+        assert component.wait_for_no_jobs(timeout=30)
     sandbox.assert_clean()
 
 
