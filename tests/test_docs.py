@@ -135,3 +135,48 @@ def test_every_backend_has_a_page_in_the_toctree():
     for backend in backend_names():
         assert backend in BACKEND_PAGES, f"{backend}: no docs page"
         assert f"   {BACKEND_PAGES[backend].removesuffix('.rst')}\n" in index
+
+
+#: The toctrees of docs/index.rst whose pages are user pages (not How it works or Reference).
+USER_SECTIONS = ("Start here", "Where to run", "Topics")
+#: The user pages' word budget in all (``wc -w``): what to type, what happens, what to do
+#: when it fails; mechanics belong in how-it-works/, details in the reference.
+USER_PAGES_WORD_LIMIT = 25_000
+
+
+def toctree_pages(index_text: str) -> dict[str, list[str]]:
+    """The pages of each captioned toctree in ``index_text``: {caption: [page, ...]}."""
+    sections: dict[str, list[str]] = {}
+    for block in re.split(r"^\.\. toctree::\s*$", index_text, flags=re.M)[1:]:
+        caption, pages = None, []
+        for line in block.splitlines()[1:]:
+            if line.strip() and not line.startswith("   "):
+                break
+            option = re.fullmatch(r"\s+:caption:\s*(.+)", line)
+            if option:
+                caption = option[1].strip()
+            elif line.strip() and not line.strip().startswith(":"):
+                pages.append(line.strip())
+        sections[caption] = pages
+    return sections
+
+
+def test_toctree_pages_reads_captions_and_pages():
+    text = ".. toctree::\n   :maxdepth: 1\n   :caption: A b\n\n   one\n   two\n\nText\n"
+    assert toctree_pages(text) == {"A b": ["one", "two"]}
+
+
+def test_user_pages_stay_within_the_word_budget():
+    sections = toctree_pages((DOCS / "index.rst").read_text())
+    assert set(USER_SECTIONS) <= set(sections), sorted(sections, key=str)
+    counts = {
+        page: len((DOCS / f"{page}.rst").read_text().split())
+        for section in USER_SECTIONS
+        for page in sections[section]
+    }
+    total = sum(counts.values())
+    largest = ", ".join(f"{p} {n}" for p, n in sorted(counts.items(), key=lambda x: -x[1])[:5])
+    assert total <= USER_PAGES_WORD_LIMIT, (
+        f"the user pages have {total} words, over {USER_PAGES_WORD_LIMIT}: move mechanics to "
+        f"how-it-works/ and details to the reference (largest: {largest})"
+    )
