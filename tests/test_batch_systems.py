@@ -29,6 +29,7 @@ import psutil
 import pytest
 
 import daskdeploy
+from conftest import require_module
 from daskdeploy import scratch
 from daskdeploy.backends.htcondor.system import HTCONDOR, parse_condor_q
 from daskdeploy.backends.lsf.system import LSF, format_hours_minutes, parse_bjobs
@@ -38,7 +39,7 @@ from daskdeploy.backends.pbs.system import PBS, parse_qstat_full, sequence_numbe
 from daskdeploy.errors import BackendUnavailableError, DeploymentError, OptionError
 from daskdeploy.registry import get_backend
 
-pytest.importorskip("dask_jobqueue", reason="dask-jobqueue is part of daskdeploy[pbs] etc.")
+require_module("dask_jobqueue", extra="pbs")
 
 GOLDEN = Path(__file__).parent / "golden"
 SYSTEMS = ("pbs", "lsf", "htcondor", "oar", "moab")

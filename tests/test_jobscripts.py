@@ -29,10 +29,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from conftest import EXAMPLES, REPO, load_example, report_figures
+from conftest import EXAMPLES, REPO, report_figures, require_module
 from daskdeploy.registry import get_backend
+from reference_answers import check_pi
 
-pytest.importorskip("dask_jobqueue", reason="dask-jobqueue is part of daskdeploy[sge] etc.")
+require_module("dask_jobqueue", extra="sge")
 
 GOLDEN = Path(__file__).parent / "golden"
 TEMPLATES = EXAMPLES / "jobscripts"
@@ -266,14 +267,6 @@ def test_readme_lists_every_template():
 SYNC_DONE = re.compile(r"Job (\d+) exited with exit code (\d+)\.")
 
 
-def expected_pi(samples: int, chunk: int) -> str:
-    """The answer line of examples/pi.py: the estimate depends only on its arguments."""
-    import dask
-
-    with dask.config.set(scheduler="threads"):
-        return f"pi ~ {load_example('pi').estimate_pi(samples, chunk):.6f}"
-
-
 def qsub_and_wait(args: list[str], *, cwd: Path, env: dict[str, str], script: str | None = None):
     """``qsub -sync y ARGS``: submit, wait for the job to end, return (status, job id)."""
     result = subprocess.run(
@@ -312,7 +305,7 @@ def test_sge_template_runs_the_main_job(sge, sandbox):
     print(f"\n--- output of driver job {job_id} ---\n{log}")
     assert status == 0, log
     assert f"Driver job {job_id} on " in log and "Driver job done" in log, log
-    assert expected_pi(20_000_000, 1_000_000) in log, log
+    check_pi(log)  # the template runs `examples/pi.py` with its default arguments
     assert "on sge: 4 workers x 1 thread" in log, log
     assert report_figures(log)["workers"].startswith("4 x 1 thread"), log
     assert sge.wait_for_no_jobs(timeout=30), sge.jobs()
@@ -352,7 +345,7 @@ def test_jobscript_output_piped_into_qsub_runs(sge, sandbox):
     log = output.read_text() if output.exists() else f"(no {output.name})"
     print(f"\n--- {output.name} ---\n{written.stdout}--- its output ---\n{log}")
     assert status == 0, log
-    assert expected_pi(200_000, 50_000) in log, log
+    check_pi(log, ["--samples", "200000", "--chunk", "50000"])
     assert "on sge: 2 workers x 1 thread" in log, log
     assert sge.wait_for_no_jobs(timeout=30), sge.jobs()
     sandbox.assert_clean()

@@ -25,8 +25,9 @@ import psutil
 import pytest
 
 import daskdeploy
-from conftest import EXAMPLES, example_argv, expected_output
+from conftest import EXAMPLES, example_argv, require_module
 from daskdeploy.testing.sandbox import require, wait_for
+from reference_answers import check_answer
 
 PYTHON = sys.executable
 
@@ -81,9 +82,7 @@ def in_sandbox(sandbox, monkeypatch):
 # -- local -----------------------------------------------------------------------------------
 
 
-def test_up_attach_from_two_processes_scale_and_down_on_local(
-    sandbox, wiki_dir, airline_dir, example_client
-):
+def test_up_attach_from_two_processes_scale_and_down_on_local(sandbox, wiki_dir, airline_dir):
     printed = up(sandbox, "analysis", "-n", "2")
     assert "scheduler  tls://127.0.0.1:" in printed  # TLS even on local: it outlives up
     assert "ends       after 1h idle" in printed
@@ -94,7 +93,7 @@ def test_up_attach_from_two_processes_scale_and_down_on_local(
         argv = example_argv(example, wiki_dir, airline_dir)
         ran = run_attached(sandbox, "analysis", EXAMPLES / f"{example}.py", *argv)
         assert ran.returncode == 0, ran.stderr
-        assert expected_output(example, argv, example_client) in ran.stdout
+        check_answer(example, ran.stdout, argv)
         assert f"attached to 'analysis' ({deployment_id} on local, 2 workers now" in ran.stderr
 
     entry = named(sandbox, "analysis")
@@ -182,7 +181,7 @@ cluster(sys.argv[1:], prog_name="dask cluster")
 
 
 def test_dask_cluster_list_lists_the_named_deployment(sandbox):
-    pytest.importorskip("dask_ctl", reason="dask-ctl is part of daskdeploy[test]")
+    require_module("dask_ctl", extra="test")
     up(sandbox, "listed", "-n", "2")
     sandbox.env["COLUMNS"] = "250"  # rich draws the table to the terminal's width
     result = sandbox.run([PYTHON, "-c", DASK_CTL, "list"], timeout=120)
@@ -433,7 +432,7 @@ def test_a_jupyter_kernel_attaches_restarts_and_attaches_again(sandbox):
 
 
 def test_up_on_slurm_attach_twice_shows_the_time_limit_and_down_leaves_no_job(
-    slurm, sandbox, wiki_dir, airline_dir, example_client
+    slurm, sandbox, wiki_dir, airline_dir
 ):
     printed = up(sandbox, "hpc", "--backend", "slurm", "-n", "2", "-o", "walltime=00:30:00")
     assert "(time limit, in 30m)" in printed or "(time limit, in 29" in printed, printed
@@ -445,7 +444,7 @@ def test_up_on_slurm_attach_twice_shows_the_time_limit_and_down_leaves_no_job(
     for _ in range(2):
         ran = run_attached(sandbox, "hpc", EXAMPLES / "pi.py", *argv)
         assert ran.returncode == 0, ran.stderr
-        assert expected_output("pi", argv, example_client) in ran.stdout
+        check_answer("pi", ran.stdout, argv)
     assert {job["id"] for job in slurm.jobs()} == jobs  # the same jobs served both runs
     assert "ends " in sandbox.run(sandbox.command("ls")).stdout
     down(sandbox, "hpc")
@@ -454,7 +453,7 @@ def test_up_on_slurm_attach_twice_shows_the_time_limit_and_down_leaves_no_job(
 
 
 def test_up_on_ssh_runs_scripts_refuses_scale_and_down_leaves_nothing(
-    ssh_hosts, sandbox, wiki_dir, airline_dir, example_client
+    ssh_hosts, sandbox, wiki_dir, airline_dir
 ):
     from test_ssh import REMOTE, configure, wait_remote_gone
 
@@ -463,7 +462,7 @@ def test_up_on_ssh_runs_scripts_refuses_scale_and_down_leaves_nothing(
     argv = example_argv("calc_mean", wiki_dir, airline_dir)
     ran = run_attached(sandbox, "remote", EXAMPLES / "calc_mean.py", *argv)
     assert ran.returncode == 0, ran.stderr
-    assert expected_output("calc_mean", argv, example_client) in ran.stdout
+    check_answer("calc_mean", ran.stdout, argv)
     assert ssh_hosts.remote_processes(REMOTE)
     refused = sandbox.run(sandbox.command("scale", "remote", "6"), timeout=60)
     assert refused.returncode == 1 and "has a fixed set of workers" in refused.stderr
@@ -472,9 +471,7 @@ def test_up_on_ssh_runs_scripts_refuses_scale_and_down_leaves_nothing(
     sandbox.assert_clean()
 
 
-def test_up_with_the_scheduler_in_a_slurm_job_of_its_own(
-    slurm, sandbox, wiki_dir, airline_dir, example_client
-):
+def test_up_with_the_scheduler_in_a_slurm_job_of_its_own(slurm, sandbox, wiki_dir, airline_dir):
     up(sandbox, "injob", "--backend", "slurm", "-n", "2", "--scheduler-in-job")
     record = record_of(sandbox, "injob")
     # The supervisor, and so the scheduler, is a process of the job <id>-up; the worker
@@ -489,7 +486,7 @@ def test_up_with_the_scheduler_in_a_slurm_job_of_its_own(
     argv = example_argv("wiki_bag", wiki_dir, airline_dir)
     ran = run_attached(sandbox, "injob", EXAMPLES / "wiki_bag.py", *argv)
     assert ran.returncode == 0, ran.stderr
-    assert expected_output("wiki_bag", argv, example_client) in ran.stdout
+    check_answer("wiki_bag", ran.stdout, argv)
     # `down` from another login node (as the record says it ran elsewhere) cannot signal
     # the supervisor: it cancels the supervisor's job, and the supervisor tears down.
     path = sandbox.cache_dir / "daskdeploy" / "deployments" / f"{record['id']}.json"

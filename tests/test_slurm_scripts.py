@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 import daskdeploy
+from conftest import require_module
 from daskdeploy.backends.jobqueue.jobscript import as_array_script, worker_lifetime
 from daskdeploy.backends.slurm.control import parse_walltime
 from daskdeploy.backends.slurm.system import SLURM
@@ -21,7 +22,7 @@ SLURM_ARRAYS = {"arrays": SLURM.arrays, "directive_prefix": SLURM.directive_pref
 
 GOLDEN = Path(__file__).parent / "golden"
 
-pytest.importorskip("dask_jobqueue", reason="dask-jobqueue is part of daskdeploy[slurm]")
+require_module("dask_jobqueue", extra="slurm")
 
 
 def assert_matches_golden(text: str, name: str) -> None:
