@@ -123,6 +123,16 @@ SBATCH_LONG = {
     ),
 }
 
+#: sbatch's short options, for the hint when ``daskdeploy sbatch`` has none of that name
+#: (short flags mean the same in every daskdeploy command, so none pass through).
+SBATCH_SHORT_NAMES = {
+    "-A": "--account", "-a": "--array", "-b": "--begin", "-C": "--constraint",
+    "-c": "--cpus-per-task", "-D": "--chdir", "-d": "--dependency", "-e": "--error",
+    "-G": "--gpus", "-H": "--hold", "-J": "--job-name", "-L": "--licenses", "-N": "--nodes",
+    "-n": "--ntasks", "-o": "--output", "-p": "--partition", "-q": "--qos", "-t": "--time",
+    "-w": "--nodelist", "-x": "--exclude",
+}  # fmt: skip
+
 #: Words that name another tool in a paragraph: its flags are not daskdeploy's.
 OTHER_TOOLS = re.compile(
     r"(?<![\w-])(srun|sbatch|salloc|squeue|scancel|sacct|scontrol|mpiexec|mpirun|qsub|qstat|"
@@ -357,7 +367,7 @@ class Command:
 
 
 _DASKDEPLOY = re.compile(r"(?<![\w.\-/$])(?:[\w.\-~]*/)?daskdeploy[ \t]+(?=[a-z])")
-_SHELL_END = re.compile(r"`|\s(?:\|\|?|&&|;|>>?|2>&1|2>|<)(?:\s|$)|\)\s*$|\$\(|\s#\s")
+_SHELL_END = re.compile(r"`|;|\s(?:\|\|?|&&|>>?|2>&1|2>|<)(?:\s|$)|\)\s*$|\$\(|\s#\s")
 
 
 def commands_in(text: str) -> Iterator[tuple[int, str, bool]]:
@@ -370,7 +380,7 @@ def commands_in(text: str) -> Iterator[tuple[int, str, bool]]:
         before = text[: match.start()].rstrip()
         position = (
             not before
-            or before.endswith(("$", "|", "&&", ";", "(", "srun", "exec", "-m", "time"))
+            or before.endswith(("$", "|", "&&", ";", "(", "{", "srun", "exec", "-m", "time"))
             or re.search(r"(^|\s)(srun|mpiexec|mpirun|exec)( -\S+( \S+)?)*$", before) is not None
         )
         yield match.start(), rest.strip(), position
@@ -460,7 +470,8 @@ class Parsed:
 
     problems: list[str] = field(default_factory=list)
     assignments: list[str] = field(default_factory=list)
-    backend: str | None = None
+    #: the backends its options are for (``--backend``; ``jobscript --system``), if named
+    backends: list[str] = field(default_factory=list)
     command: str = ""
 
 
@@ -517,6 +528,8 @@ def check_command(text: str, complete: bool, strict_name: bool) -> Parsed:
             known = sorted(n for n in lookup if n.startswith("--") and n != "--help")
             close = difflib.get_close_matches(name, known, n=1)
             hint = f"did you mean {close[0]}?" if close else f"its options: {', '.join(known)}"
+            if sbatch and name in SBATCH_SHORT_NAMES:
+                hint = f"for sbatch's {name} write {SBATCH_SHORT_NAMES[name]}"
             result.problems.append(f"`{path}` has no option {name}; {hint}")
             continue
         option = lookup[name]
@@ -541,7 +554,9 @@ def check_command(text: str, complete: bool, strict_name: bool) -> Parsed:
         if "--option" in option.opts:
             result.assignments.append(value)
         elif "--backend" in option.opts:
-            result.backend = value
+            result.backends = [value]
+        elif "--system" in option.opts:  # jobscript: worker jobs, or the job in place
+            result.backends = [value, "batchjob", "allocation"]
     return result
 
 
@@ -1013,7 +1028,7 @@ def command_problems(page: Page) -> Iterator[Problem]:
             if mistake and mistake.group(1) in shown_mistakes:
                 continue  # the docs show that mistake on purpose, with its error
             yield Problem(command.path, command.line, message)
-        backends = [parsed.backend] if parsed.backend else []
+        backends = parsed.backends
         for assignment in parsed.assignments:
             message = check_assignment(assignment, backends)
             if message:
@@ -1051,15 +1066,17 @@ def _mentioned_command(literal: str) -> str | None:
 
 def flag_mention_problems(page: Page) -> Iterator[Problem]:
     """A ``--flag`` literal in prose is an option of the daskdeploy command named before it
-    in the same sentence, or, with none named, of some daskdeploy command. Paragraphs that
-    name another tool (srun, sbatch, mpiexec, ...) are left out: the flag may be its."""
+    in the same sentence, or, with none named, of some daskdeploy command. A flag after
+    another tool's name (srun, sbatch, mpiexec, ...) may be that tool's and is left out,
+    and so are flags named without a command in paragraphs that name another tool."""
     cli = vocabulary().cli
-    everything = _options_of(cli) | {f"--{name}" for name in SBATCH_LONG}
+    sbatch_flags = {f"--{name}" for name in SBATCH_LONG}
+    everything = _options_of(cli) | sbatch_flags
     pattern = r"`([^`]+)`" if page.markdown else r"``(.+?)``"
+    other = "another tool"
     for paragraph in page.paragraphs:
         text = paragraph.text
-        if OTHER_TOOLS.search(re.sub(r"daskdeploy \w+", "", text)):
-            continue
+        others_here = OTHER_TOOLS.search(re.sub(r"daskdeploy \w+", "", text)) is not None
         literals = [" ".join(m.group(1).split()) for m in re.finditer(pattern, text, re.S)]
         mentions_ours = any(_mentioned_command(literal) for literal in literals)
         current: str | None = None
@@ -1069,28 +1086,36 @@ def flag_mention_problems(page: Page) -> Iterator[Problem]:
             previous_end = match.end()
             if re.search(r"[.;:!?](\s|$)", between):
                 current = None  # a new sentence
+            if OTHER_TOOLS.search(re.sub(r"daskdeploy \w+", "", between)):
+                current = other  # "... sbatch's ``--gres``"
             literal = " ".join(match.group(1).split())
             line = paragraph.line + text.count("\n", 0, match.start())
             named = _mentioned_command(literal)
             if named:
                 current = named
                 continue
+            if OTHER_TOOLS.match(literal):
+                current = other  # ``srun`` ... ``--mpi=pmi2``
+                continue
             flag = re.match(r"^(--?[A-Za-z][\w-]*)", literal)
-            if not flag:
+            if not flag or current == other:
                 continue
             name = flag.group(1)
             if f"No such option: {name}" in text:
                 continue  # the docs show that mistake on purpose
             if current is not None:
                 command = cli.get_command(click.Context(cli), current)
-                if command is not None and name not in _options_of(command):
+                allowed = _options_of(command) if command is not None else everything
+                if current == "sbatch":
+                    allowed |= sbatch_flags  # passed on to the #SBATCH lines
+                if name not in allowed:
                     yield Problem(
                         page.path,
                         line,
                         f"``{literal}`` follows ``daskdeploy {current}``, which has no "
                         f"option {name}",
                     )
-            elif name not in everything and mentions_ours:
+            elif name not in everything and mentions_ours and not others_here:
                 yield Problem(
                     page.path, line, f"``{literal}``: no daskdeploy command has an option {name}"
                 )
@@ -1221,6 +1246,20 @@ default. Export ``DASK_DASKDEPLOY__LOCAL__WORKRS=2`` or set ``daskdeploy.local.w
 With ``daskdeploy sbatch``, ``-t/--time`` (default ``02:00:00``) and ``--job-name``
 (default: the script's name).
 """
+
+
+def test_self_test_command_parser():
+    parsed = check_command("jobscript --system sge -o walltime=1:00:00 script.py", True, True)
+    assert parsed.problems == [] and parsed.assignments == ["walltime=1:00:00"]
+    assert parsed.backends[0] == "sge"
+    assert check_command("run script.py --wokers 2 input.csv", True, True).problems == []
+    assert "needs a value" in check_command("up NAME --idle-timeout", True, True).problems[0]
+    assert check_command("up NAME --idle-timeout", False, True).problems == []  # a mention
+    assert check_command("profile save small --backend local", True, True).problems == []
+    assert check_command("runn script.py", True, True).problems  # command position
+    assert check_command("does the rest", False, False).problems == []  # prose
+    problems = check_command("sbatch -Q --exclusive --gres=gpu:1 s.py", True, True).problems
+    assert len(problems) == 1 and "-Q" in problems[0], problems
 
 
 def _sample() -> Page:
