@@ -522,14 +522,17 @@ def check_command(text: str, complete: bool, strict_name: bool) -> Parsed:
         else:
             name, value = token[:2], token[2:]
         if name not in lookup:
-            if sbatch and _sbatch_option(token, following) is not None:
-                i += _sbatch_option(token, following) or 0
+            not_here = getattr(command, "not_here", {})
+            if sbatch and _sbatch_option(token, following, not_here) is not None:
+                i += _sbatch_option(token, following, not_here) or 0
                 continue
             known = sorted(n for n in lookup if n.startswith("--") and n != "--help")
             close = difflib.get_close_matches(name, known, n=1)
             hint = f"did you mean {close[0]}?" if close else f"its options: {', '.join(known)}"
             if sbatch and name in SBATCH_SHORT_NAMES:
                 hint = f"for sbatch's {name} write {SBATCH_SHORT_NAMES[name]}"
+                if name in not_here:
+                    hint = f"{name} means something else in daskdeploy; " + hint
             result.problems.append(f"`{path}` has no option {name}; {hint}")
             continue
         option = lookup[name]
@@ -560,15 +563,37 @@ def check_command(text: str, complete: bool, strict_name: bool) -> Parsed:
     return result
 
 
-def _sbatch_option(token: str, following: str | None) -> int | None:
-    """How many more tokens an sbatch option takes (0 or 1), None if it is no sbatch option."""
+@cache
+def _sbatch_tables() -> tuple[dict[str, bool | None], dict[str, str], set[str]]:
+    """sbatch's long options (takes a value: True, only with ``=``: None, no: False), its
+    short options (letter -> long option) and the options the job header cannot take.
+
+    The backend's own table when it has one (``daskdeploy sbatch`` passes sbatch's
+    options through), else the list above, with no short option passed on.
+    """
+    try:
+        from daskdeploy.backends.slurm import sbatch_options
+    except ImportError:
+        return SBATCH_LONG, {}, set()
+    takes = {"none": False, "optional": None, "required": True}
+    long = {name: takes.get(kind, True) for name, kind in sbatch_options.LONG_OPTIONS.items()}
+    short = dict(getattr(sbatch_options, "SHORT_OPTIONS", {}))
+    return long, short, set(getattr(sbatch_options, "NOT_PASSED", ()))
+
+
+def _sbatch_option(token: str, following: str | None, not_here: dict[str, Any]) -> int | None:
+    """How many more tokens an sbatch option passed through takes (0 or 1); None if
+    ``daskdeploy sbatch`` does not pass it on."""
+    long, short, not_passed = _sbatch_tables()
     if token.startswith("--"):
         name, equals, _ = token[2:].partition("=")
-        if name not in SBATCH_LONG:
+        if name not in long or name in not_passed:
             return None
-        takes = SBATCH_LONG[name]
-        return 1 if takes and not equals and following is not None else 0
-    return None  # short flags mean the same in every daskdeploy command: none pass through
+        return 1 if long[name] and not equals and following is not None else 0
+    letter, rest = token[1:2], token[2:]
+    if f"-{letter}" in not_here or letter not in short or short[letter] in not_passed:
+        return None
+    return 1 if long.get(short[letter]) and not rest and following is not None else 0
 
 
 # --------------------------------------------------------------------------- options
@@ -1070,7 +1095,7 @@ def flag_mention_problems(page: Page) -> Iterator[Problem]:
     another tool's name (srun, sbatch, mpiexec, ...) may be that tool's and is left out,
     and so are flags named without a command in paragraphs that name another tool."""
     cli = vocabulary().cli
-    sbatch_flags = {f"--{name}" for name in SBATCH_LONG}
+    sbatch_flags = {f"--{name}" for name in _sbatch_tables()[0]}
     everything = _options_of(cli) | sbatch_flags
     pattern = r"`([^`]+)`" if page.markdown else r"``(.+?)``"
     other = "another tool"
@@ -1258,8 +1283,10 @@ def test_self_test_command_parser():
     assert check_command("profile save small --backend local", True, True).problems == []
     assert check_command("runn script.py", True, True).problems  # command position
     assert check_command("does the rest", False, False).problems == []  # prose
-    problems = check_command("sbatch -Q --exclusive --gres=gpu:1 s.py", True, True).problems
-    assert len(problems) == 1 and "-Q" in problems[0], problems
+    problems = check_command("sbatch -n 2 --exclusive --gres=gpu:1 s.py", True, True).problems
+    assert len(problems) == 1 and "write --ntasks" in problems[0], problems
+    problems = check_command("sbatch --ntask-per-node 2 s.py", True, True).problems
+    assert len(problems) == 1 and "--ntask-per-node" in problems[0], problems
 
 
 def _sample() -> Page:
