@@ -36,7 +36,18 @@ from conftest import REPO, require
 DOCS = REPO / "docs"
 #: The pages whose console blocks run, relative to docs/. Add a page here when every
 #: console block on it carries a marker.
-PAGES = ("tutorial.rst",)
+PAGES = (
+    "tutorial.rst",
+    "local.rst",
+    "ssh.rst",
+    "mpi.rst",
+    "named.rst",
+    "adoption.rst",
+    "cleanup.rst",
+    "security.rst",
+    "report.rst",
+    "configuration.rst",
+)
 TUTORIAL = DOCS / "tutorial.rst"
 SCRIPTS = DOCS / "tutorial"
 MARKER = re.compile(r"^\.\. tutorial: (?P<spec>.+)$")
