@@ -38,6 +38,10 @@ DOCS = REPO / "docs"
 #: console block on it carries a marker.
 PAGES = (
     "tutorial.rst",
+    "slurm.rst",
+    "allocation.rst",
+    "batch-systems.rst",
+    "batchjob.rst",
     "local.rst",
     "ssh.rst",
     "mpi.rst",
