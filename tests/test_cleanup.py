@@ -113,9 +113,14 @@ def test_signal_during_computation_cleans_up_quickly(sandbox, launcher, signum, 
             process.kill()
         process.stdout.close()
         process.stderr.close()
-    expected = 130 if signum == signal.SIGINT else 128 + signum
-    assert status in (expected, -signum, 1), status
-    assert status != 0
+    if signum == signal.SIGTERM:
+        expected = 128 + signum  # daskdeploy's handler exits as a shell reports SIGTERM
+    elif launcher == "python":
+        # an uncaught KeyboardInterrupt: CPython ends itself with SIGINT, as a caller expects
+        expected = -signum
+    else:
+        expected = 130  # daskdeploy run's status for SIGINT, as a shell's
+    assert status == expected, status
     sandbox.assert_clean(timeout=10)
     record_fault(time.monotonic() - sent, f"{launcher}: to nothing left, exit {elapsed:.1f} s")
     assert elapsed < 10, f"took {elapsed:.1f} s to exit after signal {signum}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import bz2
 import gzip
+import re
 import shutil
 import subprocess
 import sys
@@ -156,9 +157,16 @@ def test_wiki_gzip_has_same_content(tmp_path):
     assert [gzip.decompress(path.read_bytes()) for path in packed] == plain
 
 
-@pytest.mark.parametrize("size", ["lots", 0, "-1MB"])
-def test_wiki_rejects_bad_size(tmp_path, size):
-    with pytest.raises(ValueError):
+@pytest.mark.parametrize(
+    ("size", "message"),
+    [
+        ("lots", "Could not interpret 'lots' as a byte unit"),  # dask.utils.parse_bytes
+        (0, "size and files must be positive, got size=0"),
+        ("-1MB", "size and files must be positive, got size='-1MB'"),
+    ],
+)
+def test_wiki_rejects_bad_size(tmp_path, size, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
         prepare_wiki(tmp_path, size=size)
 
 

@@ -7,6 +7,7 @@ Golden files live in tests/golden/; regenerate them after an intended change wit
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -103,8 +104,10 @@ def test_parse_walltime_accepts_slurm_forms(text: str, seconds: int) -> None:
 
 @pytest.mark.parametrize("text", ["UNLIMITED", "1h", "", "0", "1:2:3:4"])
 def test_parse_walltime_rejects_other_text(text: str) -> None:
-    with pytest.raises(ValueError):
+    what = "a positive time limit" if text == "0" else "a time limit such as '00:30:00'"
+    with pytest.raises(ValueError, match=re.escape(f"expected {what}")) as info:
         parse_walltime(text)
+    assert str(info.value).endswith(f"got {text!r}"), info.value
 
 
 def test_worker_lifetime_leaves_a_margin_before_the_walltime() -> None:
@@ -119,9 +122,15 @@ def test_adapt_range_forms() -> None:
     assert adapt_range([0, 4]) == (0, 4)
     assert adapt_range("2:6") == (2, 6)
     assert adapt_range({"minimum": 1, "maximum": 2}) == (1, 2)
-    for bad in ([4, 2], [1], "x", [0, 0]):
-        with pytest.raises(ValueError):
+    for bad, message in (
+        ([4, 2], "the minimum (4) is above the maximum (2)"),
+        ([1], "expected [minimum, maximum] workers such as [0, 8] or '0:8', got [1]"),
+        ("x", "expected [minimum, maximum] workers such as [0, 8] or '0:8', got 'x'"),
+        ([0, 0], "the maximum must be at least 1 worker, got 0"),
+    ):
+        with pytest.raises(ValueError) as info:
             adapt_range(bad)
+        assert str(info.value) == message
 
 
 def test_bad_option_combinations_fail_before_anything_starts() -> None:

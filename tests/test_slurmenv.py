@@ -19,7 +19,7 @@ BATCH = {
 def test_tasks_per_node_forms() -> None:
     assert parse_tasks_per_node("2(x3),1") == [2, 2, 2, 1]
     assert parse_tasks_per_node("4") == [4]
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"^cannot read SLURM_TASKS_PER_NODE='2\(y3\)'$"):
         parse_tasks_per_node("2(y3)")
 
 
