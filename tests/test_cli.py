@@ -7,6 +7,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import click
 import pytest
 from click.testing import CliRunner
 
@@ -94,7 +95,8 @@ def test_config_from_environment_variables_reaches_the_plan(sandbox):
         (["run", "-o", "noequals", "S"], "--option expects KEY=VALUE"),
         (["run", "-n", "0", "S"], "0 is not in the range x>=1"),
         (["run", "missing.py"], "'missing.py' does not exist"),
-        (["run", "-p", "nosuch", "S"], "Unknown profile 'nosuch'"),
+        (["run", "--profile", "nosuch", "S"], "Unknown profile 'nosuch'"),
+        (["run", "-b", "nosuch", "S"], "Unknown backend 'nosuch'"),
         (["run", "-n", "2", "-o", "workers=3", "S"], "given twice"),
         (["profile", "save", "x"], "needs --backend"),
         (["profile", "delete", "x"], "Cannot delete profile 'x'"),
@@ -271,3 +273,120 @@ def test_the_generic_command_line_names_no_platform():
         text = path.read_text(encoding="utf-8").lower()
         named = [word for word in PLATFORM_WORDS if word in text]
         assert not named, f"{path.name} names {named}: move that to backends/<platform>/"
+
+
+# ------------------------------------------------------------- one meaning per short flag
+
+#: Every short flag of every command, and the long option it is, the same everywhere.
+SHORT_FLAGS = {
+    "-b": "--backend",
+    "-n": "--workers",
+    "-o": "--option",
+    "-q": "--quiet",
+    "-t": "--time",
+    "-A": "--account",
+    "-J": "--job-name",
+    "-N": "--nodes",
+    "-c": "--cpus-per-task",
+    "-p": "--partition",
+    "-h": "--help",
+}
+
+
+def walk_commands(command, ctx):
+    """Every command under ``command`` (itself included), with its context."""
+    yield command, ctx
+    if isinstance(command, click.Group):
+        for name in command.list_commands(ctx):
+            sub = command.get_command(ctx, name)
+            yield from walk_commands(sub, click.Context(sub, info_name=name, parent=ctx))
+
+
+def test_every_short_flag_means_the_same_in_every_command():
+    from daskdeploy.cli import cli
+    from daskdeploy.cli.arguments import SHORT_FLAGS as declared
+
+    assert declared == SHORT_FLAGS
+    seen: dict[str, set[str]] = {}
+    commands = 0
+    for command, ctx in walk_commands(
+        cli, click.Context(cli, info_name="daskdeploy", **cli.context_settings)
+    ):
+        commands += 1
+        for param in command.get_params(ctx):
+            if not isinstance(param, click.Option):
+                continue
+            names = [*param.opts, *param.secondary_opts]
+            for short in (name for name in names if not name.startswith("--")):
+                where = f"{ctx.command_path} {short}"
+                assert short in SHORT_FLAGS, f"{where}: a short flag not in the table"
+                assert SHORT_FLAGS[short] in names, f"{where} is {names}, not {SHORT_FLAGS[short]}"
+                seen.setdefault(short, set()).add(ctx.command_path)
+    assert commands > 20  # the walk reached the subcommands and the backends' commands
+    assert "daskdeploy run" in seen["-n"] and "daskdeploy sbatch" in seen["-N"]
+    assert "daskdeploy profile save" in seen["-b"] and "daskdeploy data wiki" in seen["-h"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["run", "-p", "cluster", "S", "-p", "3"],
+            "In `daskdeploy run`, -p is not --profile: write --profile cluster or -b cluster "
+            "(daskdeploy's -p means --partition).",
+        ),
+        (
+            ["up", "analysis", "-pcluster"],
+            "In `daskdeploy up`, -p is not --profile: write --profile cluster or -b cluster",
+        ),
+        (
+            ["profile", "save", "big", "-p", "small", "-n", "8"],
+            "In `daskdeploy profile save`, -p is not --profile: write --profile small (",
+        ),
+        (
+            ["logs", "analysis", "-n", "20"],
+            "In `daskdeploy logs`, -n is not --lines: write --lines 20 (daskdeploy's -n means "
+            "--workers).",
+        ),
+        (
+            ["jobscript", "--system", "sge", "-q", "long", "S"],
+            "In `daskdeploy jobscript`, -q is not --queue: write --queue long (daskdeploy's -q "
+            "means --quiet).",
+        ),
+        (
+            ["sbatch", "-N", "2", "-n", "4", "S"],
+            "In `daskdeploy sbatch`, -n is not --ntasks: write --ntasks 4 (daskdeploy's -n "
+            "means --workers).",
+        ),
+        (
+            ["sbatch", "-o", "logs/%j.out", "S"],
+            "In `daskdeploy sbatch`, -o is not --output: write --output logs/%j.out "
+            "(daskdeploy's -o means --option).",
+        ),
+        (
+            ["sbatch", "-q", "normal", "S"],
+            "In `daskdeploy sbatch`, -q is not --qos: write --qos normal (daskdeploy's -q "
+            "means --quiet).",
+        ),
+        (
+            ["sbatch", "-b", "now+1hour", "S"],
+            "In `daskdeploy sbatch`, -b is not --begin: write --begin=now+1hour (daskdeploy's "
+            "-b means --backend).",
+        ),
+        (["sbatch", "-n"], "In `daskdeploy sbatch`, -n is not --ntasks: write --ntasks N ("),
+    ],
+)
+def test_short_flags_of_other_meanings_are_explained_and_exit_2(tmp_path, args, message):
+    script = tmp_path / "S"
+    script.write_text("raise SystemExit('must not run')\n")
+    args = [str(script) if arg == "S" else arg for arg in args]
+    result = CliRunner().invoke(cli_group(), args, prog_name="daskdeploy")
+    assert result.exit_code == 2, result.output
+    assert message in " ".join(result.stderr.split()), result.stderr
+    assert result.stdout == ""
+
+
+def cli_group():
+    from daskdeploy.cli import cli
+
+    return cli

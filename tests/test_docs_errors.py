@@ -102,8 +102,7 @@ ALLOWED_DYNAMIC: dict[str, str] = {
     "cli/run.py:_echo_check": "re-raises str() of a DeploymentError from Plan.check()",
     "backends/slurm/commands.py:sbatch": "re-raises str() of SbatchRequest's ValueError "
     "(RAISED_INSIDE)",
-    "backends/slurm/commands.py:_echo_sbatch_check": "re-raises str() of sbatch "
-    "--test-only's CommandError",
+    "backends/slurm/commands.py:_test_only": "re-raises str() of sbatch --test-only's CommandError",
     "backends/slurm/commands.py:_submit_and_explain": "re-raises str() of sbatch's CommandError",
     "backends/slurm/commands.py:hostfile": "re-raises str() of scontrol show hostnames' "
     "CommandError",

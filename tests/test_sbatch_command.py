@@ -183,7 +183,7 @@ def invoke(*args: str):
 
 
 def test_command_prints_the_script(pi_script: Path) -> None:
-    result = invoke("-n", "4", "-c", "2", "--mem-per-cpu", "1G", "pi.py", "--samples", "a b")
+    result = invoke("--ntasks", "4", "-c", "2", "--mem-per-cpu", "1G", "pi.py", "--samples", "a b")
     assert result.exit_code == 0, result.output
     assert result.stderr == ""
     script = result.stdout
@@ -214,7 +214,7 @@ def test_command_saves_the_script(pi_script: Path, tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["-n", "0", "pi.py"], "0 is not in the range x>=1"),
+        (["--ntasks", "0", "pi.py"], "0 is not in the range x>=1"),
         (["--mem", "1G", "--mem-per-cpu", "1G", "pi.py"], "not both"),
         (["-t", "1 hour", "pi.py"], "--time: expected a time limit"),
         (["-N", "3", "pi.py"], "more than --ntasks=2"),
@@ -264,11 +264,115 @@ def test_command_line_script_runs_under_bash(tmp_path: Path) -> None:
     assert launched(ran.stdout)[-len(NASTY_ARGS) - 1 :] == ["pi.py", *NASTY_ARGS]
 
 
+# ------------------------------------------------------------- sbatch options passed through
+
+
+def header(script: str) -> list[str]:
+    return [line[len("#SBATCH ") :] for line in script.splitlines() if line.startswith("#SBATCH ")]
+
+
+OWN_HEADER = ["--job-name=dask-pi", "--ntasks=2", "--cpus-per-task=1", "--time=01:00:00"]
+
+
+def test_sbatch_options_it_does_not_interpret_go_to_the_header_in_order(pi_script: Path) -> None:
+    result = invoke(
+        *("--setup", "", "-N", "1", "--ntasks-per-node=2", "--exclusive", "--gres=gpu:1"),
+        *("--constraint", "skylake|haswell", "--mail-type", "END", "--mail-user=me@example.org"),
+        *("--qos", "normal", "-x", "n3", "-Cib", "-H", '--comment=run #2 of "A"'),
+        *("--directive=--requeue", "--signal=B:USR1@60", "--exclusive=user"),
+        *("pi.py", "--samples", "10", "--exclusive"),
+    )
+    assert result.exit_code == 0, result.output
+    assert_matches_golden(result.stdout, "sbatch_pass_through.sh")
+    assert header(result.stdout) == [
+        "--job-name=dask-pi",
+        "--nodes=1",
+        *OWN_HEADER[1:],
+        "--qos=normal",
+        "--output=%x-%j.out",
+        "--ntasks-per-node=2",
+        "--exclusive",
+        "--gres=gpu:1",
+        "--constraint=skylake|haswell",  # `--option value` is written --option=value
+        "--mail-type=END",
+        "--mail-user=me@example.org",
+        "-x n3",
+        "-C ib",
+        "-H",
+        r'--comment="run #2 of \"A\""',  # quoted: sbatch splits at spaces, cuts at #
+        "--requeue",
+        "--signal=B:USR1@60",
+        "--exclusive=user",
+    ]
+    # after SCRIPT, everything is the script's
+    assert result.stdout.endswith(" pi.py --samples 10 --exclusive\n")
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--exclusive", "pi.py"], ["--exclusive"]),  # a flag: pi.py is the script
+        (["--nice", "pi.py"], ["--nice"]),  # sbatch's value is optional: only as --nice=N
+        (["--nice=5", "pi.py"], ["--nice=5"]),
+        (["--dependency", "afterok:12", "pi.py"], ["--dependency=afterok:12"]),
+        (["--ntasks-per-n=2", "pi.py"], ["--ntasks-per-n=2"]),  # sbatch takes abbreviations
+        (["--brand-new-option=x", "pi.py"], ["--brand-new-option=x"]),  # unknown, with =
+        (["--directive", "--brand-new-flag", "pi.py"], ["--brand-new-flag"]),
+        (["-G", "2", "-vv", "pi.py"], ["-G 2", "-vv"]),
+        (["--", "pi.py"], []),
+    ],
+)
+def test_how_options_passed_through_are_read(
+    pi_script: Path, args: list[str], expected: list[str]
+) -> None:
+    result = invoke("--setup", "", *args)
+    assert result.exit_code == 0, result.output
+    assert header(result.stdout)[len(OWN_HEADER) + 1 :] == expected
+    assert result.stdout.endswith(" pi.py\n")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["--brand-new-flag", "pi.py"],
+            "daskdeploy sbatch passes --brand-new-flag to sbatch, but does not know whether it "
+            "takes a value: write --brand-new-flag=VALUE, or --directive=--brand-new-flag for "
+            "a flag.",
+        ),
+        (["--exc", "pi.py"], "--exc could be sbatch's --exclude or --exclusive: write the"),
+        (
+            ["--part=debug", "pi.py"],
+            "--part is sbatch's --partition, which daskdeploy sbatch writes itself: write "
+            "--partition=debug in full.",
+        ),
+        (["--ntask", "4", "pi.py"], "No such option '--ntask'. Did you mean '--ntasks'?"),
+        (["--ntask=4", "pi.py"], "No such option '--ntask'. Did you mean '--ntasks'?"),
+        (["-Z", "pi.py"], "-Z is not one of sbatch's short options"),
+        (["--mail-type"], "--mail-type needs a value: write --mail-type=VALUE."),
+        (
+            ["--wrap=hostname", "pi.py"],
+            "--wrap is an option of the sbatch command, not of the job, so it cannot go into "
+            "the #SBATCH header: daskdeploy sbatch writes the script itself.",
+        ),
+        (["--test-only", "pi.py"], "the #SBATCH header: --check asks sbatch --test-only."),
+        (["-W", "pi.py"], "-W (sbatch's --wait) is an option of the sbatch command"),
+    ],
+)
+def test_options_it_cannot_pass_through_are_refused_with_status_2(
+    pi_script: Path, args: list[str], message: str
+) -> None:
+    result = invoke(*args)
+    assert result.exit_code == 2, result.output
+    assert message in " ".join(result.stderr.split())
+    assert result.stdout == ""
+
+
 # --------------------------------------------------------------------------- real SLURM
 
 
 def test_check_accepts_a_script(slurm, pi_script: Path) -> None:
-    result = invoke("-N", "2", "-n", "4", "--mem-per-cpu", "100M", "--check", "pi.py")
+    result = invoke("-N", "2", "--ntasks", "4", "--mem-per-cpu", "100M", "--check", "pi.py")
     assert result.exit_code == 0, result.output
     assert result.stdout.startswith("#!/bin/bash\n")  # the script still goes to stdout
     assert result.stderr.startswith("Check: accepted. ")
@@ -282,6 +386,42 @@ def test_check_reports_slurms_reason(slurm, pi_script: Path) -> None:
     assert result.stdout.startswith("Check: REJECTED\n")
     assert "invalid partition" in result.stderr.lower()
     assert "sbatch --test-only" in result.stderr
+    assert not slurm.jobs()
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (
+            ["--no-such-option=1", "--exclusive"],
+            "--no-such-option=1, passed through to the #SBATCH header:\n"
+            "  sbatch: unrecognized option '--no-such-option=1'\n",
+        ),
+        (
+            ["--mail-type=END", "--ntasks-per-node=0"],
+            "--ntasks-per-node=0, passed through to the #SBATCH header:\n"
+            '  sbatch: error: Invalid numeric value "0" for --ntasks-per-node.\n',
+        ),
+        (  # sbatch's message names no option: the one without which it accepts is named
+            ["--exclusive", "-C", "nosuchfeature"],
+            "-C nosuchfeature, passed through to the #SBATCH header:\n"
+            "  allocation failure: Invalid feature specification\n",
+        ),
+    ],
+)
+@pytest.mark.parametrize("action", ["--check", "--submit"])
+def test_an_option_sbatch_refuses_is_named_and_nothing_submitted(
+    slurm, pi_script: Path, args: list[str], said: str, action: str
+) -> None:
+    result = invoke(*args, action, "pi.py")
+    assert result.exit_code == 1, result.output
+    checked = action == "--check"  # the script goes to stdout, the verdict to stderr
+    assert result.stderr == (
+        f"{'Check: REJECTED' if checked else ''}\n"
+        f"Error: sbatch --test-only rejected {said}Fix or leave out that option (`sbatch "
+        "--help` lists sbatch's options). Nothing was submitted.\n"
+    ).lstrip("\n")
+    assert result.stdout.startswith("#!/bin/bash\n") if checked else result.stdout == ""
     assert not slurm.jobs()
 
 
@@ -308,7 +448,7 @@ def test_submitted_job_runs_the_command_from_the_submit_directory(
     (tmp_path / "logs").mkdir()
     result = invoke(
         *("--python", str(fake), "--setup", 'export GREETING="hi there"'),
-        *("-o", "logs/%x-%j.out", "-t", "2", "--save", "job.sbatch", "--submit"),
+        *("--output", "logs/%x-%j.out", "-t", "2", "--save", "job.sbatch", "--submit"),
         *("pi.py", *NASTY_ARGS),
     )
     assert result.exit_code == 0, result.output
@@ -337,7 +477,7 @@ def run_to_the_end(slurm, sandbox, args: list[str]) -> str:
         args, cwd=sandbox.root, env=env, capture_output=True, text=True, timeout=60, check=False
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    job_id = re.search(r"(?:Submitted batch job )?(\d+)", result.stdout)[1]
+    job_id = re.search(r"Submitted batch job (\d+)", result.stdout)[1]
     assert slurm.wait_for_no_jobs(timeout=90), slurm.jobs()
     outputs = list(sandbox.root.glob(f"*{job_id}.out"))
     assert len(outputs) == 1, outputs
@@ -345,12 +485,14 @@ def run_to_the_end(slurm, sandbox, args: list[str]) -> str:
 
 
 def test_written_script_runs_pi_on_the_allocation(slurm, sandbox) -> None:
-    resources = ["-N", "2", "-n", "3", "-c", "2", "--mem-per-cpu", "500M", "-t", "5"]
+    resources = ["-N", "1", "--ntasks", "2", "-c", "2", "--mem-per-cpu", "500M", "-t", "5"]
+    passed_through = ["--ntasks-per-node=2", "--exclusive"]  # sbatch's, into the header
     pi = [str(EXAMPLES / "pi.py"), "--samples", "2000000"]
-    log = run_to_the_end(slurm, sandbox, sandbox.command("sbatch", *resources, "--submit", *pi))
+    command = sandbox.command("sbatch", *resources, *passed_through, "--check", "--submit", *pi)
+    log = run_to_the_end(slurm, sandbox, command)
     check_pi(log, pi[1:])
     # -c 2: two single-threaded worker processes per task (threads_per_worker not set)
-    assert "on allocation: 6 workers x 1 thread" in log and "processes=6 threads=6" in log, log
+    assert "on allocation: 4 workers x 1 thread" in log and "processes=4 threads=4" in log, log
     sandbox.assert_clean()
 
 

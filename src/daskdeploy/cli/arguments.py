@@ -8,25 +8,50 @@ script's own arguments.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+import shlex
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
 from .errors import UserError
 
 __all__ = [
+    "PROFILE_IS_NOT_P",
     "SCRIPT",
+    "SHORT_FLAGS",
+    "ShortFlagsExplained",
     "collect_options",
     "parse_assignments",
     "parse_option_value",
     "resource_options",
     "script_not_an_option",
+    "short_flag_error",
 ]
 
 _INT = re.compile(r"^[+-]?\d+$")
 _FLOAT = re.compile(r"^[+-]?(\d+\.\d*|\.\d+|\d+(\.\d*)?[eE][+-]?\d+)$")
+
+#: What each short flag means, in every command that has it: one meaning per letter. A
+#: command without one of these flags explains it (:class:`ShortFlagsExplained`) rather
+#: than give the letter another meaning.
+SHORT_FLAGS: dict[str, str] = {
+    "-b": "--backend",
+    "-n": "--workers",
+    "-o": "--option",
+    "-q": "--quiet",
+    "-t": "--time",
+    "-A": "--account",
+    "-J": "--job-name",
+    "-N": "--nodes",
+    "-c": "--cpus-per-task",
+    "-p": "--partition",
+    "-h": "--help",
+}
+
+#: For commands with ``--profile`` (:func:`resource_options`), which is not ``-p``.
+PROFILE_IS_NOT_P = {"-p": ("--profile", "--profile {value} or -b {value}")}
 
 #: Type of a SCRIPT argument; pair it with ``callback=script_not_an_option``.
 SCRIPT = click.Path(path_type=Path)
@@ -48,6 +73,73 @@ def script_not_an_option(ctx: click.Context, param: click.Parameter, value: Path
     if value.is_dir():
         raise click.BadParameter(f"{text!r} is a directory, not a script.", ctx=ctx, param=param)
     return value
+
+
+def value_after(args: Sequence[str], flag: str) -> str | None:
+    """The value given to short ``flag`` in ``args``: ``-p X`` or ``-pX``; ``None`` if none."""
+    for index, arg in enumerate(args):
+        if arg == "--":
+            break
+        if arg == flag:
+            return args[index + 1] if index + 1 < len(args) else None
+        if arg.startswith(flag) and not arg.startswith("--"):
+            return arg[len(flag) :].lstrip("=") or None
+    return None
+
+
+def short_flag_error(
+    ctx: click.Context, flag: str, long_name: str, instead: str
+) -> click.UsageError:
+    """The usage error for short ``flag``, which this command does not take.
+
+    ``flag`` is one of :data:`SHORT_FLAGS`; ``instead`` is what to write, e.g.
+    ``"--profile X or -b X"``. The message adds what ``flag`` means in daskdeploy.
+    """
+    return click.UsageError(
+        f"In `{ctx.command_path}`, {flag} is not {long_name}: write {instead} (daskdeploy's "
+        f"{flag} means {SHORT_FLAGS[flag]}).",
+        ctx,
+    )
+
+
+class ShortFlagsExplained(click.Command):
+    """A command that explains the short flags it does not take instead of "No such option".
+
+    Mix it in before the command class. ``not_here`` maps a short flag to the long option
+    the user probably meant and what to write instead, with ``{value}`` for the value
+    that followed the flag: ``{"-p": ("--profile", "--profile {value} or -b {value}")}``.
+    """
+
+    def __init__(
+        self, *args: Any, not_here: Mapping[str, tuple[str, str]] | None = None, **kwargs: Any
+    ) -> None:
+        self.not_here = dict(not_here or {})
+        super().__init__(*args, **kwargs)
+
+    def explain_short_flag(self, ctx: click.Context, args: Sequence[str], flag: str) -> NoReturn:
+        """Raise the usage error for ``flag``, one of :attr:`not_here`."""
+        long_name, instead = self.not_here[flag]
+        value = value_after(args, flag)
+        if value is None:
+            metavars = {
+                name: param.metavar
+                for param in self.params
+                for name in param.opts
+                if isinstance(param, click.Option)
+            }
+            value = metavars.get(long_name) or "VALUE"
+        raise short_flag_error(ctx, flag, long_name, instead.format(value=shlex.quote(value)))
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        """Parse as click does, explaining a short flag of :attr:`not_here`."""
+        given = list(args)  # click's parser consumes the list it is given
+        try:
+            return super().parse_args(ctx, args)
+        except click.NoSuchOption as exc:
+            flag = exc.option_name[:2]
+            if exc.option_name.startswith("--") or flag not in self.not_here:
+                raise
+            self.explain_short_flag(ctx, given, flag)
 
 
 def parse_option_value(text: str) -> Any:
@@ -140,7 +232,9 @@ def resource_options(function: Callable[..., Any]) -> Callable[..., Any]:
         click.option(
             "--workers", "-n", type=click.IntRange(min=1), metavar="N", help="Worker processes."
         ),
-        click.option("--profile", "-p", metavar="NAME", help="Saved profile to deploy."),
+        click.option(
+            "--profile", metavar="NAME", help="Saved profile to deploy (-b NAME takes one too)."
+        ),
         click.option(
             "--backend",
             "-b",

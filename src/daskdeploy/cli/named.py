@@ -7,13 +7,13 @@ from typing import Any
 
 import click
 
-from .arguments import collect_options, resource_options
+from .arguments import PROFILE_IS_NOT_P, ShortFlagsExplained, collect_options, resource_options
 from .errors import UserError, api_call
 
 __all__ = ["attach_snippet", "down", "logs", "scale", "up"]
 
 
-@click.command()
+@click.command(cls=ShortFlagsExplained, not_here=PROFILE_IS_NOT_P)
 @click.argument("name")
 @resource_options
 @click.option(
@@ -155,9 +155,11 @@ def scale(name: str, workers: int) -> None:
     click.echo(f"{name}: {api_call(resize, name, workers)}")
 
 
-@click.command()
+@click.command(cls=ShortFlagsExplained, not_here={"-n": ("--lines", "--lines {value}")})
 @click.argument("name")
-@click.option("--lines", "-n", type=click.IntRange(min=0), default=0, help="Only the last N lines.")
+@click.option(
+    "--lines", type=click.IntRange(min=0), default=0, metavar="N", help="Only the last N lines."
+)
 def logs(name: str, lines: int) -> None:
     """Print the log of named deployment NAME (its supervisor's output).
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from .arguments import collect_options, resource_options
+from .arguments import ShortFlagsExplained, collect_options, resource_options
 from .errors import UserError, api_call
 
 __all__ = ["profile"]
@@ -15,7 +15,11 @@ def profile() -> None:
     """Save cluster settings under a name and deploy them by that name."""
 
 
-@profile.command("save")
+@profile.command(
+    "save",
+    cls=ShortFlagsExplained,
+    not_here={"-p": ("--profile", "--profile {value}")},
+)
 @click.argument("name")
 @resource_options
 def profile_save(

@@ -10,7 +10,14 @@ from typing import Any
 
 import click
 
-from .arguments import SCRIPT, collect_options, resource_options, script_not_an_option
+from .arguments import (
+    PROFILE_IS_NOT_P,
+    SCRIPT,
+    ShortFlagsExplained,
+    collect_options,
+    resource_options,
+    script_not_an_option,
+)
 from .backend_commands import HelpWithExtras, backend_run_examples
 from .errors import INTERRUPTED_EXIT, UserError, api_call
 
@@ -31,9 +38,14 @@ def run_examples_help() -> str:
     return "\b\nExamples:\n" + "\n".join(f"  {line}" for line in lines)
 
 
+class _RunCommand(ShortFlagsExplained, HelpWithExtras):
+    """``daskdeploy run``: help with the backends' examples; explains ``-p``."""
+
+
 @click.command(
-    cls=HelpWithExtras,
+    cls=_RunCommand,
     extra_help=run_examples_help,
+    not_here=PROFILE_IS_NOT_P,
     context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False},
 )
 @resource_options

@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from ...cli.arguments import SCRIPT, script_not_an_option
+from ...cli.arguments import SCRIPT, ShortFlagsExplained, script_not_an_option
 from ...errors import DaskDeployError
 from .driver import DriverRequest, render_driver_script
 
@@ -26,6 +26,8 @@ def _job_queue_backends() -> dict[str, object]:
 
 
 @click.command(
+    cls=ShortFlagsExplained,
+    not_here={"-q": ("--queue", "--queue {value}")},
     context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False},
     epilog="""\b
 Examples:
@@ -71,7 +73,7 @@ Examples:
     is_flag=True,
     help="One job of WORKERS slots that runs the workers itself (no worker jobs).",
 )
-@click.option("--queue", "-q", metavar="NAME", help="The driver job's queue (default: the site's).")
+@click.option("--queue", metavar="NAME", help="The driver job's queue (default: the site's).")
 @click.option("--account", "-A", metavar="NAME", help="The driver job's account.")
 @click.option("--job-name", "-J", metavar="NAME", help="Driver job name (default: dask-<script>).")
 @click.option(

@@ -8,6 +8,7 @@ the job it runs in. :meth:`SlurmBackend.cli_commands
 
 from __future__ import annotations
 
+import re
 import shlex
 import sys
 from pathlib import Path
@@ -15,16 +16,49 @@ from typing import TYPE_CHECKING
 
 import click
 
-from ...cli.arguments import SCRIPT, script_not_an_option
+from ...cli.arguments import SCRIPT, ShortFlagsExplained, script_not_an_option
 from ...cli.errors import UserError
 
 if TYPE_CHECKING:
+    from ...commands import CommandError
     from .sbatch import SbatchRequest
 
 __all__ = ["COMMANDS", "hostfile", "sbatch"]
 
 
-@click.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+class _SbatchCommand(ShortFlagsExplained):
+    """``daskdeploy sbatch``: sbatch options it does not interpret go to the header."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        from .sbatch_options import pass_through
+
+        own = {
+            name: not (param.is_flag or param.count)
+            for param in self.get_params(ctx)
+            if isinstance(param, click.Option)
+            for name in (*param.opts, *param.secondary_opts)
+        }
+        given = list(args)
+        converted = pass_through(
+            ctx, given, own, self.not_here, lambda flag: self.explain_short_flag(ctx, given, flag)
+        )
+        return super().parse_args(ctx, converted)
+
+
+#: sbatch's short options that mean something else in daskdeploy, so are not passed on.
+NOT_PASSED_ON = {
+    "-n": ("--ntasks", "--ntasks {value}"),
+    "-o": ("--output", "--output {value}"),
+    "-q": ("--qos", "--qos {value}"),
+    "-b": ("--begin", "--begin={value}"),
+}
+
+
+@click.command(
+    cls=_SbatchCommand,
+    not_here=NOT_PASSED_ON,
+    context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False},
+)
 @click.option(
     "--nodes",
     "-N",
@@ -34,12 +68,12 @@ __all__ = ["COMMANDS", "hostfile", "sbatch"]
 )
 @click.option(
     "--ntasks",
-    "-n",
     type=click.IntRange(min=1),
     default=2,
     show_default=True,
     metavar="N",
-    help="Tasks of the job; each runs one single-threaded Dask worker per CPU (-c).",
+    help="Tasks of the job; each runs one single-threaded Dask worker per CPU (-c). "
+    "(sbatch's -n; in daskdeploy -n means --workers.)",
 )
 @click.option(
     "--cpus-per-task",
@@ -74,7 +108,6 @@ __all__ = ["COMMANDS", "hostfile", "sbatch"]
 @click.option("--job-name", "-J", metavar="NAME", help="Job name (default: dask-<script name>).")
 @click.option(
     "--output",
-    "-o",
     default="%x-%j.out",
     show_default=True,
     metavar="PATH",
@@ -92,7 +125,8 @@ __all__ = ["COMMANDS", "hostfile", "sbatch"]
     "--directive",
     multiple=True,
     metavar="OPTION",
-    help="Another #SBATCH option, e.g. --directive=--constraint=skylake; repeatable.",
+    help="An #SBATCH option written as it is, e.g. --directive=--constraint=skylake; "
+    "repeatable. Needed only for an option this command does not know to be sbatch's.",
 )
 @click.option(
     "--python",
@@ -103,12 +137,14 @@ __all__ = ["COMMANDS", "hostfile", "sbatch"]
 @click.option(
     "--check",
     is_flag=True,
-    help="Ask SLURM whether it would accept the job (sbatch --test-only); exit 1 if not.",
+    help="Ask SLURM whether it would accept the job (sbatch --test-only), options passed "
+    "through included; exit 1 if not, naming the option it refused.",
 )
 @click.option(
     "--submit",
     is_flag=True,
-    help="Submit the job with sbatch, then print its id and how to watch and cancel it.",
+    help="Submit the job with sbatch, then print its id and how to watch and cancel it. "
+    "Options passed through are checked with sbatch --test-only first.",
 )
 @click.option(
     "--save",
@@ -145,7 +181,16 @@ def sbatch(
     and SCRIPT run in the batch step, and every task of the job runs its Dask workers
     (started with srun): one single-threaded worker process per CPU of the task
     (--cpus-per-task), because pure-Python code holds the GIL. No other job is
-    submitted. The resource options are sbatch's own.
+    submitted.
+
+    Any other sbatch option before SCRIPT goes into the #SBATCH header as it is, in
+    order: --ntasks-per-node=2, --gres=gpu:1, --constraint=skylake, --exclusive,
+    --mail-type=END, -C skylake. A long option may be written `--opt value` when sbatch
+    takes a value for it; an option this command does not know must be written
+    --opt=value (or --directive=--opt for a flag). --check and --submit ask sbatch
+    --test-only about them. Not passed on: -n, -o, -q and -b, which mean --workers,
+    --option, --quiet and --backend in daskdeploy (write --ntasks, --output, --qos,
+    --begin), and options of the sbatch command itself, such as --wrap or --wait.
 
     The script is printed, to read, edit and submit yourself, unless --save or --submit
     is given. Paths in it are relative to the directory the job is submitted from.
@@ -153,10 +198,11 @@ def sbatch(
 
     \b
     Examples:
-      daskdeploy sbatch -n 4 -t 00:30:00 examples/pi.py > pi.sbatch
+      daskdeploy sbatch --ntasks 4 -t 00:30:00 examples/pi.py > pi.sbatch
       sbatch pi.sbatch
-      daskdeploy sbatch -N 2 -n 8 -c 4 --mem-per-cpu 2G -p compute --check analysis.py
-      daskdeploy sbatch -n 8 --setup 'module load python' --submit analysis.py in.csv
+      daskdeploy sbatch -N 2 --ntasks 8 -c 4 --mem-per-cpu 2G -p compute --check analysis.py
+      daskdeploy sbatch -N 1 --ntasks-per-node=2 --exclusive --gres=gpu:1 --check gpu.py
+      daskdeploy sbatch --ntasks 8 --setup 'module load python' --submit analysis.py in.csv
     """
     from .sbatch import SbatchRequest, default_setup, render_sbatch_script
 
@@ -197,7 +243,9 @@ def sbatch(
         except OSError as exc:
             raise UserError(f"cannot write the script to {str(save)!r}: {exc}") from None
     if check:
-        _echo_sbatch_check(text, err=to_stdout)
+        _echo_sbatch_check(request, text, err=to_stdout)
+    elif submit and request.extra_directives:
+        _test_only(request, text)  # name an option sbatch refuses, before submitting
     if submit:
         _submit_and_explain(request, text, save)
     elif save is not None:
@@ -223,17 +271,73 @@ def _require_sbatch(request: SbatchRequest) -> None:
         )
 
 
-def _echo_sbatch_check(text: str, *, err: bool) -> None:
+def _echo_sbatch_check(request: SbatchRequest, text: str, *, err: bool) -> None:
     """Print SLURM's verdict on the script; fail (exit 1) if it would reject it."""
+    try:
+        verdict = _test_only(request, text)
+    except click.ClickException:
+        click.echo("Check: REJECTED", err=err)
+        raise
+    click.echo(f"Check: accepted. {verdict}".rstrip(), err=err)
+
+
+def _test_only(request: SbatchRequest, text: str) -> str:
+    """SLURM's verdict on the script (sbatch --test-only), or the error that says why not,
+    naming the option passed through that sbatch refused."""
     from ...commands import CommandError
     from .sbatch import check_script
 
     try:
-        verdict = check_script(text)
+        return check_script(text)
     except CommandError as exc:
-        click.echo("Check: REJECTED", err=err)
-        raise click.ClickException(str(exc)) from None
-    click.echo(f"Check: accepted. {verdict}".rstrip(), err=err)
+        option = _refused_option(request, exc)
+        if option is None:
+            raise click.ClickException(str(exc)) from None
+        said = [
+            line
+            for line in (exc.result.stderr or exc.result.stdout).strip().splitlines()
+            if line.strip() and not line.startswith('Try "sbatch --help"')
+        ]
+        raise click.ClickException(
+            f"sbatch --test-only rejected {option}, passed through to the #SBATCH header:\n"
+            + "".join(f"  {line}\n" for line in said)
+            + "Fix or leave out that option (`sbatch --help` lists sbatch's options). "
+            "Nothing was submitted."
+        ) from None
+
+
+#: At most this many options passed through are tried one by one to find the one refused.
+_MOST_TRIED = 8
+
+
+def _refused_option(request: SbatchRequest, error: CommandError) -> str | None:
+    """The option passed through (or --directive) that made sbatch reject the script:
+    the one its message names, else the one without which sbatch accepts it."""
+    import dataclasses
+
+    from ...commands import CommandError
+    from .sbatch import check_script, render_sbatch_script
+
+    options = request.extra_directives
+    if not options or error.result is None:
+        return None
+    said = error.result.stderr + error.result.stdout
+    for option in options:
+        name = re.split(r"[=\s]", option, maxsplit=1)[0]
+        if re.search(rf"(?<![\w-]){re.escape(name)}(?![\w-])", said):
+            return option
+    if len(options) > _MOST_TRIED:
+        return None
+    for index, option in enumerate(options):
+        others = options[:index] + options[index + 1 :]
+        try:
+            check_script(
+                render_sbatch_script(dataclasses.replace(request, extra_directives=others))
+            )
+        except CommandError:
+            continue
+        return option
+    return None
 
 
 def _submit_and_explain(request: SbatchRequest, text: str, save: Path | None) -> None:
