@@ -503,3 +503,100 @@ def test_scale_resizes_a_scalable_deployment(deployment_client, capsys):
     err = capsys.readouterr().err
     assert "the script's cluster.scale(3) resizes this deployment (local)" in err
     assert "the script's cluster.scale(jobs=1) resizes this deployment (local)" in err
+
+
+# -- the script's cluster keywords: what daskdeploy run does with them -------------------------
+
+OLD_JOBQUEUE = """\
+from dask_jobqueue import SLURMCluster
+from dask.distributed import Client
+
+cluster = SLURMCluster(
+    cores=4, processes=2, memory="8GB", walltime="01:00:00", queue="debug",
+    project="proj1", job_extra=["--gres=gpu:1"], header_skip=["--mem"],
+    env_extra=["module load cuda"], extra=["--resources", "GPU=1"],
+    interface="lo", local_directory="/tmp/node-scratch", log_directory="logs",
+    scheduler_options={"dashboard_address": ":0"},
+)
+cluster.scale(jobs=2)
+client = Client(cluster)
+client.wait_for_workers(2)
+print("workers", len(client.scheduler_info()["workers"]))
+print("answer", client.submit(sum, [20, 22]).result())
+"""
+
+
+def test_a_jobqueue_scripts_job_keywords_are_named_with_the_options_that_give_them(slurm, sandbox):
+    script = sandbox.script("old_jobqueue.py", OLD_JOBQUEUE)
+    result = sandbox.run(sandbox.command("run", "--backend", "slurm", "-n", "1", str(script)))
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert "answer 42" in output, output
+    # scale(jobs=2): two of the deployment's jobs, each of its one process.
+    assert "workers 2" in output, output
+    line = next(line for line in output.splitlines() if "not applied" in line)
+    assert line == (
+        "daskdeploy: not applied: the script's cores=4, processes=2, memory='8GB', "
+        "walltime='01:00:00', queue='debug', project='proj1', job_extra=['--gres=gpu:1'], "
+        "header_skip=['--mem'], env_extra=['module load cuda'], "
+        "extra=['--resources', 'GPU=1'], interface='lo', "
+        "local_directory='/tmp/node-scratch', log_directory='logs'; this deployment's "
+        "workers were set by the command line. For them, run with -o cores=4 "
+        "-o processes=2 -o memory=8GB -o walltime=01:00:00 -o partition=debug "
+        "-o account=proj1 -o 'job_extra_directives=[--gres=gpu:1]' "
+        "-o 'job_directives_skip=[--mem]' -o 'job_script_prologue=[module load cuda]' "
+        "-o 'worker_extra_args=[--resources,GPU=1]' -o interface=lo "
+        "-o local_directory=/tmp/node-scratch -o log_directory=logs."
+    ), line
+    assert not slurm.jobs()
+    sandbox.assert_clean()
+
+
+@pytest.mark.parametrize(
+    ("cluster", "backend", "wishes", "options", "expected"),
+    [
+        # SGE keeps dask-jobqueue's names: queue, project, resource_spec.
+        (
+            "SGECluster",
+            "sge",
+            {"queue": "all.q", "project": "p1", "resource_spec": "h_vmem=4G", "cores": 1},
+            {"queue": None, "project": None, "resource_spec": None, "cores": 1},
+            [
+                ("queue='all.q'", "queue=all.q"),
+                ("project='p1'", "project=p1"),
+                ("resource_spec='h_vmem=4G'", "resource_spec=h_vmem=4G"),
+            ],
+        ),
+        # LocalCluster's processes=True is not a number of processes per job.
+        (
+            "LocalCluster",
+            "slurm",
+            {"n_workers": 4, "processes": True, "memory_limit": "2GB"},
+            {"workers": 2, "processes": 1, "memory_per_worker": "1GiB"},
+            [("n_workers=4", "workers=4"), ("memory_limit='2GB'", "memory_per_worker=2GB")],
+        ),
+        # What the deployment already has, and keywords without an option, are not named.
+        (
+            "Client",
+            "local",
+            {"n_workers": 2, "threads_per_worker": 1, "silence_logs": 40},
+            {"workers": 2, "threads_per_worker": 1, "processes": True},
+            [],
+        ),
+        (
+            "SSHCluster",
+            "ssh",
+            {"hosts": ["a", "b"], "remote_python": "/opt/py/bin/python"},
+            {"hosts": ["a", "b"], "remote_python": None},
+            [("remote_python='/opt/py/bin/python'", "remote_python=/opt/py/bin/python")],
+        ),
+    ],
+)
+def test_not_applied_maps_keywords_to_the_backends_options(
+    cluster, backend, wishes, options, expected
+):
+    from daskdeploy.adoption.cluster import how_to_apply, not_applied
+
+    assert not_applied(cluster, wishes, backend, options) == expected
+    if cluster == "LocalCluster":
+        assert how_to_apply(expected) == "--workers 4 -o memory_per_worker=2GB"

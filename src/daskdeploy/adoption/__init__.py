@@ -87,8 +87,17 @@ class Adoption:
 
     def stand_in(self, request: str, wishes: dict[str, Any]) -> AdoptedCluster:
         """The deployment, as the cluster ``request`` (e.g. ``"LocalCluster(n_workers=4)"``)."""
-        from .cluster import AdoptedCluster
+        from .cluster import AdoptedCluster, how_to_apply, not_applied
 
+        unapplied = not_applied(
+            request.partition("(")[0], wishes, self.deployment.backend, self.deployment.options
+        )
+        if unapplied:
+            self.say(
+                f"not applied: the script's {', '.join(text for text, _ in unapplied)}; "
+                f"this deployment's workers were set by the command line. For them, run "
+                f"with {how_to_apply(unapplied)}"
+            )
         return AdoptedCluster(self, request, wishes)
 
     def note(self, request: str, *, once: bool = False) -> None:

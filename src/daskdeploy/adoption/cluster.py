@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from ..backends.base import Running
     from . import Adoption
 
-__all__ = ["AdoptedCluster", "call_text"]
+__all__ = ["AdoptedCluster", "call_text", "not_applied"]
 
 _NOT_DELEGATED = frozenset({"loop"})  # each client of the script runs its own event loop
 
@@ -42,6 +42,119 @@ def call_text(name: str, args: tuple[Any, ...] = (), kwargs: dict[str, Any] | No
 def _short(value: Any, limit: int = 40) -> str:
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+#: What a script's cluster keyword means in daskdeploy's options. ``LocalCluster`` and
+#: ``Client`` keywords; the ``processes`` of ``LocalCluster`` is a bool, like local's option.
+_LOCAL_WISHES = {
+    "n_workers": "workers",
+    "threads_per_worker": "threads_per_worker",
+    "memory_limit": "memory_per_worker",
+    "processes": "processes",
+}
+#: dask-jobqueue keywords (old names included), for the batch-system backends.
+_JOBQUEUE_WISHES = {
+    "n_workers": "workers",
+    "cores": "cores",
+    "processes": "processes",
+    "memory": "memory",
+    "walltime": "walltime",
+    "queue": "queue",
+    "account": "account",
+    "project": "project",
+    "job_cpu": "cores",
+    "job_mem": "memory",
+    "resource_spec": "resource_spec",
+    "job_extra": "job_extra_directives",
+    "job_extra_directives": "job_extra_directives",
+    "header_skip": "job_directives_skip",
+    "job_directives_skip": "job_directives_skip",
+    "env_extra": "job_script_prologue",
+    "job_script_prologue": "job_script_prologue",
+    "extra": "worker_extra_args",
+    "worker_extra_args": "worker_extra_args",
+    "interface": "interface",
+    "local_directory": "local_directory",
+    "log_directory": "log_directory",
+    "python": "python",
+    "death_timeout": "death_timeout",
+    "nanny": "nanny",
+}
+#: ``SSHCluster`` keywords.
+_SSH_WISHES = {
+    "hosts": "hosts",
+    "connect_options": "connect_options",
+    "remote_python": "remote_python",
+}
+#: Where a batch system names an option differently from dask-jobqueue.
+_RENAMED = {"slurm": {"queue": "partition", "project": "account"}}
+
+
+def not_applied(
+    cluster: str, wishes: dict[str, Any], backend: str, options: dict[str, Any]
+) -> list[tuple[str, str]]:
+    """The script's cluster keywords that ask for something the deployment does not have.
+
+    Returns ``(keyword=value as written, the daskdeploy option that gives it)`` pairs, e.g.
+    ``("memory='8GB'", "memory=8GB")``: the deployment's workers were started with the
+    command's options before the script ran, so these keywords change nothing. Keywords
+    without a daskdeploy option of ``backend`` (``scheduler_options``, ``silence_logs``,
+    ...) and values the deployment already has are left out.
+
+    Examples
+    --------
+    >>> not_applied("SLURMCluster", {"queue": "gpu", "cores": 1}, "slurm",
+    ...             {"partition": None, "cores": 1, "processes": 1})
+    [("queue='gpu'", 'partition=gpu')]
+    """
+    if cluster in ("LocalCluster", "Client"):
+        table = _LOCAL_WISHES
+    elif cluster == "SSHCluster":
+        table = _SSH_WISHES
+    else:
+        table = _JOBQUEUE_WISHES
+    found = []
+    for keyword, value in wishes.items():
+        option = table.get(keyword)
+        option = _RENAMED.get(backend, {}).get(keyword, option)
+        if option is None or option not in options or value is None:
+            continue
+        have = options[option]
+        if keyword == "processes" and isinstance(value, bool) != isinstance(have, bool):
+            continue  # LocalCluster's processes=True is not a job's number of processes
+        if _same(value, have):
+            continue
+        found.append((f"{keyword}={_short(value)}", f"{option}={_option_text(value)}"))
+    return found
+
+
+def _same(value: Any, have: Any) -> bool:
+    if isinstance(value, (list, tuple)) and isinstance(have, (list, tuple)):
+        return [str(item) for item in value] == [str(item) for item in have]
+    return str(value) == str(have)
+
+
+def _option_text(value: Any) -> str:
+    """A value as ``daskdeploy run --option`` reads it back (``[a,b]`` lists)."""
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(str(item) for item in value) + "]"
+    if isinstance(value, bool):
+        return str(value).lower()
+    return str(value)
+
+
+def how_to_apply(unapplied: list[tuple[str, str]]) -> str:
+    """``daskdeploy run`` options that give what :func:`not_applied` found, shell-quoted."""
+    import shlex
+
+    parts = []
+    for _, assignment in unapplied:
+        key, _, value = assignment.partition("=")
+        if key == "workers":
+            parts.append(f"--workers {shlex.quote(value)}")
+        else:
+            parts.append(f"-o {shlex.quote(assignment)}")
+    return " ".join(parts)
 
 
 class AdoptedCluster:
