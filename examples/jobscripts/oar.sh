@@ -6,8 +6,8 @@
 # inside it, each named after the deployment (dd-xxxxxxxx). When the script finishes or
 # fails, daskdeploy deletes those worker jobs (oardel). If this job is deleted or reaches
 # its walltime, OAR ends it; daskdeploy then deletes the worker jobs if it gets the time
-# to, or its reaper, a small process it left next to it, does (see "Clean-up" in
-# docs/batch-systems.rst).
+# to, or its reaper, a small process it left next to it, does (see "Ending worker jobs"
+# in docs/how-it-works/batch-jobs.rst).
 #
 # This job's walltime bounds the whole run: it must cover the time the worker jobs wait
 # in the queue plus the time your script needs.

@@ -8,7 +8,7 @@
 # script finishes or fails, daskdeploy deletes those worker jobs. If you `qdel` this job
 # or it reaches its time limit, Grid Engine kills it outright (SIGKILL, no warning), and
 # daskdeploy's reaper, a small process it left next to it, deletes the worker jobs
-# instead (see "Clean-up" in docs/batch-systems.rst).
+# instead (see "Ending worker jobs" in docs/how-it-works/batch-jobs.rst).
 #
 # This job's time limit bounds the whole run: it must cover the time the worker jobs
 # wait in the queue plus the time your script needs.
