@@ -38,6 +38,8 @@ DOCS = REPO / "docs"
 #: console block on it carries a marker.
 PAGES = (
     "tutorial.rst",
+    "dask-patterns.rst",
+    "install.rst",
     "slurm.rst",
     "allocation.rst",
     "batch-systems.rst",
@@ -92,12 +94,14 @@ def _skipped_lines(spec: str) -> set[int]:
 
 
 def _indented_block(lines: list[str], start: int) -> list[str]:
-    """The body of the directive at ``lines[start]``, dedented by 3."""
+    """The body of the directive at ``lines[start]`` (which may itself be indented, as in
+    a list item), dedented to its own text."""
+    indent = " " * (len(lines[start]) - len(lines[start].lstrip()) + 3)
     body = []
     for line in lines[start + 1 :]:
-        if line.strip() and not line.startswith("   "):
+        if line.strip() and not line.startswith(indent):
             break
-        body.append(line[3:])
+        body.append(line[len(indent) :])
     while body and not body[0].strip():
         body.pop(0)
     while body and not body[-1].strip():
@@ -113,7 +117,7 @@ def parse_page(text: str, page: str = "tutorial.rst") -> list[Block]:
         if line.strip() != ".. code-block:: console":
             continue
         previous = next((lines[i] for i in range(number - 1, -1, -1) if lines[i].strip()), "")
-        marker = MARKER.match(previous)
+        marker = MARKER.match(previous.strip())
         if marker is None:
             raise AssertionError(
                 f"docs/{page}:{number + 1}: console block without a "
@@ -303,6 +307,10 @@ def test_markers_parse_with_page_and_line():
     )
     with pytest.raises(AssertionError, match=re.escape("docs/other.rst:1: console block without")):
         parse_page(".. code-block:: console\n\n   $ true\n", "other.rst")
+    nested = "1. x\n\n   .. tutorial: run local\n\n   .. code-block:: console\n\n"
+    nested += "      $ true\n      ok\n"
+    (block,) = parse_page(nested, "list.rst")
+    assert (block.steps[0].command, block.steps[0].shown) == ("true", [(1, "ok")])
 
 
 # ------------------------------------------------------------------------ the pages
