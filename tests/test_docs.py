@@ -180,3 +180,23 @@ def test_user_pages_stay_within_the_word_budget():
         f"the user pages have {total} words, over {USER_PAGES_WORD_LIMIT}: move mechanics to "
         f"how-it-works/ and details to the reference (largest: {largest})"
     )
+
+
+def _common_options_named(text: str) -> list[str]:
+    """The option names in the sentence of ``text`` that starts "Every backend accepts"."""
+    start = text.index("Every backend accepts")
+    sentence = re.split(r";| plus |\n\n", text[start:], maxsplit=1)[0]
+    return re.findall(r"`+(\w+)`+", sentence)
+
+
+def test_the_common_option_lists_are_the_code_s():
+    from daskdeploy.options import COMMON_OPTIONS
+
+    names = [option.name for option in COMMON_OPTIONS]
+    sources = {
+        "README.md": (REPO / "README.md").read_text(),
+        "docs/api.rst": (DOCS / "api.rst").read_text(),
+        "deploy() docstring": inspect.getdoc(daskdeploy.deploy),
+    }
+    for where, text in sources.items():
+        assert _common_options_named(text) == names, where

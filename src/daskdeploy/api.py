@@ -340,9 +340,10 @@ def deploy(
     **options
         Backend options. Every backend accepts ``workers`` (worker processes),
         ``threads_per_worker``, ``memory_per_worker`` (e.g. ``"4GB"``), ``timeout``
-        (seconds to wait for workers), ``dashboard`` and ``quiet``; each backend adds
-        its own (``daskdeploy backends --options`` lists them). Unset options come from
-        dask config ``daskdeploy.<backend>.<option>``, then the packaged defaults.
+        (seconds to wait for workers), ``dashboard``, ``quiet``, ``report``, ``tls`` and
+        ``adopt``; each backend adds its own (``daskdeploy backends --options`` lists
+        them). Unset options come from dask config ``daskdeploy.<backend>.<option>``,
+        then the packaged defaults.
 
     Returns
     -------
