@@ -186,3 +186,17 @@ def test_dashboard_link_follows_the_distributed_dashboard_link_template(monkeypa
     ):
         port = client.scheduler_info()["services"]["dashboard"]
         assert client.dashboard_link == f"http://127.0.0.1:{port}/status"
+
+
+def test_spill_left_by_a_killed_worker_is_removed_when_the_deployment_ends(tmp_path, monkeypatch):
+    """A worker killed outright (SIGKILL at a job's end) cannot remove its spill directory."""
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    other = tmp_path / "daskdeploy-dd-00000000-Xy12Ab"  # another deployment's: kept
+    other.mkdir()
+    with daskdeploy.deploy("local", workers=1, quiet=True) as client:
+        left = tmp_path / f"daskdeploy-{client.deployment.id}-Ab12Cd"
+        (left / "worker-x").mkdir(parents=True)
+    assert not left.exists()
+    assert sorted(path.name for path in tmp_path.iterdir()) == [other.name]

@@ -121,7 +121,7 @@ class Plan:
         guard = Reaper(deployment_id)
         deployment.add_cleanup("stop the reaper and remove the record", guard.finish)
         deployment.add_cleanup(
-            "remove scratch directory", lambda: scratch.remove_scratch_dir(scratch_dir)
+            "remove scratch directories", scratch.remover(deployment_id, scratch_dir)
         )
         lifecycle.register(deployment)
         try:

@@ -26,7 +26,6 @@ import os
 import shutil
 import signal
 import socket
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -37,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 from . import processes, records, registry
 from .records import ID_PATTERN, DeploymentRecord
 from .scratch import PREFIX as SCRATCH_PREFIX
-from .scratch import shared_cache_dir
+from .scratch import deployment_dirs, shared_cache_dir
 
 if TYPE_CHECKING:
     from .backends.base import Backend, Leftover
@@ -488,10 +487,7 @@ def _remove_files(
     # workers made on this host (daskdeploy-<id>-XXXXXX): a worker killed before its
     # shell's exit trap ran leaves one behind.
     scratch_prefix = f"{SCRATCH_PREFIX}{deployment_id}-"
-    with contextlib.suppress(OSError):
-        for entry in Path(tempfile.gettempdir()).iterdir():
-            if entry.name.startswith(scratch_prefix) and entry.lstat().st_uid == os.getuid():
-                candidates.append(entry)
+    candidates += deployment_dirs(deployment_id)
     if (
         record is not None
         and record.scratch_dir

@@ -14,11 +14,20 @@ import re
 import secrets
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from .processes import is_running
 
-__all__ = ["make_scratch_dir", "new_deployment_id", "remove_scratch_dir", "sweep_stale"]
+__all__ = [
+    "deployment_dirs",
+    "make_scratch_dir",
+    "new_deployment_id",
+    "remove_deployment_dirs",
+    "remove_scratch_dir",
+    "remover",
+    "sweep_stale",
+]
 
 PREFIX = "daskdeploy-"
 _PATTERN = re.compile(r"^daskdeploy-(dd-[0-9a-f]+)-pid(\d+)-")
@@ -52,6 +61,44 @@ def make_scratch_dir(deployment_id: str, base: str | os.PathLike[str] | None = N
 def remove_scratch_dir(path: Path) -> None:
     """Remove a scratch directory and everything in it; missing is fine."""
     shutil.rmtree(path, ignore_errors=True)
+
+
+def deployment_dirs(deployment_id: str, base: str | os.PathLike[str] | None = None) -> list[Path]:
+    """This user's directories of one deployment in ``base`` (default: the temp directory).
+
+    That is the deployment's own scratch directory (``daskdeploy-<id>-pid<pid>-...``) and the
+    spill directories its workers made on this host (``daskdeploy-<id>-XXXXXX``).
+    """
+    root = Path(base or tempfile.gettempdir())
+    prefix = f"{PREFIX}{deployment_id}-"
+    found = []
+    with contextlib.suppress(OSError):
+        for entry in root.iterdir():
+            with contextlib.suppress(OSError):
+                if entry.name.startswith(prefix) and entry.lstat().st_uid == os.getuid():
+                    found.append(entry)
+    return found
+
+
+def remove_deployment_dirs(deployment_id: str) -> None:
+    """Remove every directory :func:`deployment_dirs` finds; run when a deployment ends.
+
+    A worker's shell removes its spill directory when the worker exits, but not when the
+    batch system kills it outright (a job step killed at the end of a job, ``SIGKILL``).
+    On the machine that ran the deployment, this catches those.
+    """
+    for path in deployment_dirs(deployment_id):
+        remove_scratch_dir(path)
+
+
+def remover(deployment_id: str, scratch_dir: Path) -> Callable[[], None]:
+    """The clean-up step that removes a deployment's scratch and its workers' spill here."""
+
+    def remove() -> None:
+        remove_scratch_dir(scratch_dir)
+        remove_deployment_dirs(deployment_id)
+
+    return remove
 
 
 def sweep_stale(base: str | os.PathLike[str] | None = None) -> list[Path]:

@@ -34,15 +34,23 @@ def worker_scratch_lines(tag: str) -> list[str]:
     The directory's path is in ``$DASKDEPLOY_WORKER_DIR``; pass it to ``dask worker
     --local-directory``. ``tag`` (the deployment id) goes into its name.
 
+    bash runs an ``EXIT`` trap when the script ends, but not when a signal kills it, and
+    ending a job (``scancel``, ``qdel``, the time limit) starts with ``SIGTERM``. The second
+    trap turns those signals into an exit: bash waits for the worker, which shuts down on the
+    same signal, then runs the ``EXIT`` trap. A ``SIGKILL`` still leaves the directory
+    behind; ``daskdeploy cleanup`` removes those it can reach.
+
     >>> for line in worker_scratch_lines("dd-1"):
     ...     print(line)
     DASKDEPLOY_WORKER_DIR="$(mktemp -d "${TMPDIR:-/tmp}/daskdeploy-dd-1-XXXXXX")"
     trap 'rm -rf "$DASKDEPLOY_WORKER_DIR"' EXIT
+    trap 'exit 143' TERM INT HUP
     """
     template = f"${{TMPDIR:-/tmp}}/daskdeploy-{tag}-XXXXXX"
     return [
         f'{WORKER_DIR_VARIABLE}="$(mktemp -d "{template}")"',
         f"trap 'rm -rf \"${WORKER_DIR_VARIABLE}\"' EXIT",
+        "trap 'exit 143' TERM INT HUP",
     ]
 
 
