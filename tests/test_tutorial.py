@@ -53,6 +53,10 @@ PAGES = (
     "security.rst",
     "report.rst",
     "configuration.rst",
+    "notebooks.rst",
+    "gpus.rst",
+    "troubleshooting.rst",
+    "migration.rst",
 )
 TUTORIAL = DOCS / "tutorial.rst"
 SCRIPTS = DOCS / "tutorial"
