@@ -38,6 +38,7 @@ DOCS = REPO / "docs"
 #: console block on it carries a marker.
 PAGES = (
     "tutorial.rst",
+    "getting-started.rst",
     "dask-patterns.rst",
     "install.rst",
     "slurm.rst",
@@ -247,9 +248,11 @@ def page_run(request) -> tuple[str, str, object]:
 
 @pytest.fixture
 def tutorial_dir(sandbox) -> Path:
-    """A copy of docs/tutorial/ to run in, with this Python's bin first on PATH."""
+    """A copy of docs/tutorial/ to run in, with this Python's bin first on PATH and the
+    repository's examples/ linked in (pages that run ``examples/pi.py`` as from a checkout)."""
     workdir = sandbox.root / "tutorial"
     shutil.copytree(SCRIPTS, workdir, ignore=shutil.ignore_patterns("__pycache__"))
+    (workdir / "examples").symlink_to(REPO / "examples", target_is_directory=True)
     bindir = str(Path(sys.executable).parent)
     sandbox.env["PATH"] = os.pathsep.join([bindir, sandbox.env.get("PATH", "")])
     return workdir
