@@ -200,3 +200,21 @@ def test_spill_left_by_a_killed_worker_is_removed_when_the_deployment_ends(tmp_p
         (left / "worker-x").mkdir(parents=True)
     assert not left.exists()
     assert sorted(path.name for path in tmp_path.iterdir()) == [other.name]
+
+
+def test_workers_import_a_module_that_sits_next_to_the_script(sandbox, tmp_path):
+    """As with `python analysis/script.py`, run from another directory."""
+    project = sandbox.root / "analysis"
+    project.mkdir()
+    (project / "helpers.py").write_text("def square(x):\n    return x * x\n")
+    (project / "script.py").write_text(
+        "import dask\n"
+        "from helpers import square\n"
+        "import daskdeploy\n"
+        "with daskdeploy.deploy() as client:\n"
+        "    print('total', sum(dask.compute(*[dask.delayed(square)(i) for i in range(10)])))\n"
+    )
+    result = sandbox.run(sandbox.command("run", "-n", "2", "-q", "analysis/script.py"))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [f"total {sum(i * i for i in range(10))}"]
+    sandbox.assert_clean()

@@ -164,6 +164,10 @@ def run(
         return
     if launch is not None:
         sys.exit(_launch(launch, quiet))
+    # As `python script.py` would: the script's own directory first on sys.path, before the
+    # workers start, so that local worker processes (which copy sys.path) can import the
+    # modules that sit next to the script.
+    sys.path.insert(0, str(script.resolve().parent))
     try:
         client = api_call(deployment_plan.start)
     except KeyboardInterrupt:
