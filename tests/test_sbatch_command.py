@@ -196,6 +196,24 @@ def test_command_prints_the_script(pi_script: Path) -> None:
     assert all(f"\n{line}\n" in script for line in venv)
 
 
+@pytest.mark.parametrize(
+    ("args", "ntasks"),
+    [
+        ([], 2),
+        (["-N", "2", "--ntasks-per-node=2"], 4),  # not the default 2: SLURM reads it as the total
+        (["--ntasks-per-node", "3"], 3),
+        (["-N", "2", "--ntasks-per-node=2", "--ntasks", "3"], 3),  # given: kept
+    ],
+)
+def test_tasks_follow_ntasks_per_node_unless_given(
+    pi_script: Path, args: list[str], ntasks: int
+) -> None:
+    result = invoke(*args, "pi.py")
+    assert result.exit_code == 0, result.output
+    assert f"#SBATCH --ntasks={ntasks}\n" in result.stdout
+    assert f"# {ntasks} workers (--ntasks) x 1 thread (--cpus-per-task).\n" in result.stdout
+
+
 def test_command_takes_setup_lines_or_none(pi_script: Path) -> None:
     result = invoke("--setup", "module load python", "--setup", "conda activate dask", "pi.py")
     assert "set +u\nmodule load python\nconda activate dask\nset -u\n" in result.stdout

@@ -45,6 +45,23 @@ class _SbatchCommand(ShortFlagsExplained):
         return super().parse_args(ctx, converted)
 
 
+#: Tasks when neither --ntasks nor --ntasks-per-node is given.
+DEFAULT_NTASKS = 2
+
+
+def _tasks_from_per_node(nodes: int | None, directives: tuple[str, ...]) -> int:
+    """``--ntasks`` when not given: ``--nodes`` x a passed-through ``--ntasks-per-node``.
+
+    Without it the header would say ``--ntasks=2`` next to ``--ntasks-per-node``, and
+    SLURM takes ``--ntasks`` as the total: ``-N 2 --ntasks-per-node=2`` would get 2 tasks.
+    """
+    for directive in reversed(directives):
+        name, _, value = directive.partition("=")
+        if name == "--ntasks-per-node" and value.strip('"').isdigit() and int(value.strip('"')):
+            return (nodes or 1) * int(value.strip('"'))
+    return DEFAULT_NTASKS
+
+
 #: sbatch's short options that mean something else in daskdeploy, so are not passed on.
 NOT_PASSED_ON = {
     "-n": ("--ntasks", "--ntasks {value}"),
@@ -69,11 +86,10 @@ NOT_PASSED_ON = {
 @click.option(
     "--ntasks",
     type=click.IntRange(min=1),
-    default=2,
-    show_default=True,
     metavar="N",
     help="Tasks of the job; each runs one single-threaded Dask worker per CPU (-c). "
-    "(sbatch's -n; in daskdeploy -n means --workers.)",
+    "(sbatch's -n; in daskdeploy -n means --workers.) Default: 2, or --nodes x "
+    "--ntasks-per-node when that is given.",
 )
 @click.option(
     "--cpus-per-task",
@@ -156,7 +172,7 @@ NOT_PASSED_ON = {
 @click.argument("script_args", nargs=-1, type=click.UNPROCESSED)
 def sbatch(
     nodes: int | None,
-    ntasks: int,
+    ntasks: int | None,
     cpus_per_task: int,
     mem_per_cpu: str | None,
     mem: str | None,
@@ -210,6 +226,8 @@ def sbatch(
         setup_lines = tuple(line for line in setup if line.strip())
     else:
         setup_lines = default_setup(sys.prefix, sys.base_prefix)
+    if ntasks is None:
+        ntasks = _tasks_from_per_node(nodes, directive)
     try:
         request = SbatchRequest(
             script=str(script),
