@@ -9,7 +9,9 @@ deleted mid-run, SIGINT to ``daskdeploy run``. What SGE lists is read by the har
 from __future__ import annotations
 
 import signal
+import tempfile
 import time
+from pathlib import Path
 
 import pytest
 from distributed import Client
@@ -44,6 +46,11 @@ def test_deploy_scale_up_and_down_leaves_no_job(sge):
         assert client.submit(lambda x: x + 1, 41).result() == 42
         log_dir = default_log_root("sge") / deployment_id
         assert log_dir.is_dir()
+        # Workers spill into the job's own directory (in $TMP: Grid Engine removes it when
+        # the job ends, even after the SIGKILL qdel sends), never into /tmp itself.
+        spill = client.run(lambda dask_worker: dask_worker.local_directory).values()
+        job_tmp = Path(sge.root) / "tmp"
+        assert all(Path(path).is_relative_to(job_tmp) for path in spill), (spill, job_tmp)
 
         client.cluster.scale(4)
         client.wait_for_workers(4, timeout=60)
@@ -55,6 +62,9 @@ def test_deploy_scale_up_and_down_leaves_no_job(sge):
         wait_for(lambda: len(own_jobs(sge, deployment_id)) == 1, 30, "jobs deleted on scale down")
     assert not own_jobs(sge, deployment_id)
     assert not log_dir.exists()
+    assert not list(Path(tempfile.gettempdir()).glob(f"daskdeploy-{deployment_id}-*"))
+    assert not list(Path("/tmp").glob(f"daskdeploy-{deployment_id}-*"))
+    wait_for(lambda: not list(job_tmp.glob("*/daskdeploy-*")), 20, "the jobs' directories gone")
 
 
 def test_adapt_grows_under_load_and_shrinks_when_idle(sge):

@@ -9,7 +9,7 @@
 #SBATCH --comment=daskdeploy:dd-<id>
 #SBATCH --array=0-2
 DASKDEPLOY_WORKER_NAMES=(dd-1234abcd-0 dd-1234abcd-1 dd-1234abcd-2)
-DASKDEPLOY_WORKER_DIR="$(mktemp -d "${TMPDIR:-/tmp}/daskdeploy-dd-<id>-XXXXXX")"
+DASKDEPLOY_WORKER_DIR="$(mktemp -d "${TMPDIR:-${TMP:-/tmp}}/daskdeploy-dd-<id>-XXXXXX")"
 trap 'rm -rf "$DASKDEPLOY_WORKER_DIR"' EXIT
 trap 'exit 143' TERM INT HUP
 /opt/env/bin/python -m distributed.cli.dask_worker tls://<scheduler-address>:<port> --name "${DASKDEPLOY_WORKER_NAMES[$SLURM_ARRAY_TASK_ID]}" --nthreads 1 --memory-limit 1.00GiB --nanny --death-timeout 60 --local-directory "$DASKDEPLOY_WORKER_DIR" --no-dashboard --protocol tls:// --tls-ca-file <credentials-dir>/ca.pem --tls-cert <credentials-dir>/cert.pem --tls-key <credentials-dir>/key.pem

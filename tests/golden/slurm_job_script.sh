@@ -12,7 +12,7 @@
 #SBATCH --qos=short
 #SBATCH --constraint=skylake
 module load python
-DASKDEPLOY_WORKER_DIR="$(mktemp -d "${TMPDIR:-/tmp}/daskdeploy-dd-<id>-XXXXXX")"
+DASKDEPLOY_WORKER_DIR="$(mktemp -d "${TMPDIR:-${TMP:-/tmp}}/daskdeploy-dd-<id>-XXXXXX")"
 trap 'rm -rf "$DASKDEPLOY_WORKER_DIR"' EXIT
 trap 'exit 143' TERM INT HUP
 /opt/env/bin/python -m distributed.cli.dask_worker tls://<scheduler-address>:<port> --name <worker-name> --nthreads 2 --memory-limit 2.00GiB --nworkers 2 --nanny --death-timeout 60 --local-directory "$DASKDEPLOY_WORKER_DIR" --no-dashboard --lifetime 3240s --lifetime-stagger 90s --protocol tls:// --tls-ca-file <credentials-dir>/ca.pem --tls-cert <credentials-dir>/cert.pem --tls-key <credentials-dir>/key.pem

@@ -29,10 +29,12 @@ WORKER_DIR_VARIABLE = "DASKDEPLOY_WORKER_DIR"
 
 
 def worker_scratch_lines(tag: str) -> list[str]:
-    """Shell lines that make a private spill directory in ``$TMPDIR`` and remove it at exit.
+    """Shell lines that make a private spill directory in the job's temporary directory.
 
     The directory's path is in ``$DASKDEPLOY_WORKER_DIR``; pass it to ``dask worker
-    --local-directory``. ``tag`` (the deployment id) goes into its name.
+    --local-directory``. ``tag`` (the deployment id) goes into its name. It is made in
+    ``$TMPDIR``, else ``$TMP`` (Grid Engine sets only ``TMP`` in batch jobs, to a directory
+    of the job's own that it removes when the job ends, however it ends), else ``/tmp``.
 
     bash runs an ``EXIT`` trap when the script ends, but not when a signal kills it, and
     ending a job (``scancel``, ``qdel``, the time limit) starts with ``SIGTERM``. The second
@@ -42,11 +44,11 @@ def worker_scratch_lines(tag: str) -> list[str]:
 
     >>> for line in worker_scratch_lines("dd-1"):
     ...     print(line)
-    DASKDEPLOY_WORKER_DIR="$(mktemp -d "${TMPDIR:-/tmp}/daskdeploy-dd-1-XXXXXX")"
+    DASKDEPLOY_WORKER_DIR="$(mktemp -d "${TMPDIR:-${TMP:-/tmp}}/daskdeploy-dd-1-XXXXXX")"
     trap 'rm -rf "$DASKDEPLOY_WORKER_DIR"' EXIT
     trap 'exit 143' TERM INT HUP
     """
-    template = f"${{TMPDIR:-/tmp}}/daskdeploy-{tag}-XXXXXX"
+    template = f"${{TMPDIR:-${{TMP:-/tmp}}}}/daskdeploy-{tag}-XXXXXX"
     return [
         f'{WORKER_DIR_VARIABLE}="$(mktemp -d "{template}")"',
         f"trap 'rm -rf \"${WORKER_DIR_VARIABLE}\"' EXIT",
