@@ -31,9 +31,14 @@ import math
 import re
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
-import pandas as pd
+if TYPE_CHECKING:
+    import pandas as pd
+
+# numpy and pandas are imported where they are used: test modules import this one through
+# conftest, and workers that unpickle a test's function import the test module, so an
+# import here would cost every such worker a second of CPU (test_report measures that CPU).
 
 #: Each example's options and their defaults (as its ``argparse`` parser declares them).
 DEFAULTS = {
@@ -74,6 +79,8 @@ def _int(text: str) -> int:
 def pi_reference(samples: int, chunk: int, seed: int) -> float:
     """The estimate from ``samples`` points in chunks of ``chunk``, chunk ``i`` drawn from
     ``default_rng(SeedSequence(seed).spawn(n_chunks)[i])`` as ``(size, 2)`` uniforms."""
+    import numpy as np
+
     sizes = [chunk] * (samples // chunk) + ([samples % chunk] if samples % chunk else [])
     inside = 0
     for size, child in zip(sizes, np.random.SeedSequence(seed).spawn(len(sizes)), strict=True):
@@ -118,6 +125,8 @@ def check_pi(output: str, argv: Sequence[str] | None = ()) -> float:
 def calc_mean_reference(replicates: int, n: int, seed: int) -> tuple[float, float]:
     """Mean and sample std (ddof=1) of ``replicates`` means of ``n`` standard normals,
     replicate ``i`` drawn from ``default_rng(SeedSequence(seed).spawn(replicates)[i])``."""
+    import numpy as np
+
     children = np.random.SeedSequence(seed).spawn(replicates)
     means = np.array([np.random.default_rng(c).standard_normal(n).mean() for c in children])
     return float(means.mean()), float(means.std(ddof=1))
@@ -190,6 +199,8 @@ def check_wiki(output: str, argv: Sequence[str] = (), data: str | Path | None = 
 
 @functools.cache
 def _flights(files: tuple[str, ...]) -> pd.DataFrame:
+    import pandas as pd
+
     return pd.concat(
         pd.read_csv(
             name,

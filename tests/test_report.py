@@ -66,9 +66,10 @@ def test_cpu_bound_tasks_on_processes_are_efficient():
 def test_sleeping_tasks_are_reported_as_waiting():
     report = _measure(2, 1, nap, 0.3)
     # The tasks use no CPU: what is counted is the workers' own work (event loop, heartbeats,
-    # the profiler, task messages), 18-32% of the thread time in these short runs on a
-    # 2-core machine. Half would mean the report counted sleeping as computing.
-    assert report.cpu_efficiency < 0.5, report.format()
+    # the profiler, unpickling the tasks), 13-15% of the thread time in these short runs on
+    # a 2-core machine. (It was 32-49% while this test module's imports pulled pandas into
+    # every worker: the report measured that, correctly.)
+    assert report.cpu_efficiency <= 0.3, report.format()
     assert report.busy_fraction >= 0.6, report.format()
     assert any("wait" in hint and "threads_per_worker" in hint for hint in report.hints), (
         report.format()
