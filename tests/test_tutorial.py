@@ -41,6 +41,7 @@ PAGES = (
     "getting-started.rst",
     "dask-patterns.rst",
     "install.rst",
+    "choosing.rst",
     "slurm.rst",
     "allocation.rst",
     "batch-systems.rst",
