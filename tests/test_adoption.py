@@ -567,6 +567,21 @@ def test_a_jobqueue_scripts_job_keywords_are_named_with_the_options_that_give_th
                 ("resource_spec='h_vmem=4G'", "resource_spec=h_vmem=4G"),
             ],
         ),
+        # Elsewhere project is the old name of account, and queue may be a partition.
+        (
+            "SLURMCluster",
+            "slurm",
+            {"queue": "gpu", "project": "p1"},
+            {"partition": None, "account": None},
+            [("queue='gpu'", "partition=gpu"), ("project='p1'", "account=p1")],
+        ),
+        (
+            "PBSCluster",
+            "pbs",
+            {"queue": "workq", "project": "p1"},
+            {"queue": None, "account": None},
+            [("queue='workq'", "queue=workq"), ("project='p1'", "account=p1")],
+        ),
         # LocalCluster's processes=True is not a number of processes per job.
         (
             "LocalCluster",

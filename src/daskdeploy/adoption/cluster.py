@@ -53,15 +53,15 @@ _LOCAL_WISHES = {
     "processes": "processes",
 }
 #: dask-jobqueue keywords (old names included), for the batch-system backends.
-_JOBQUEUE_WISHES = {
+_JOBQUEUE_WISHES: dict[str, str | tuple[str, ...]] = {
     "n_workers": "workers",
     "cores": "cores",
     "processes": "processes",
     "memory": "memory",
     "walltime": "walltime",
-    "queue": "queue",
+    "queue": ("queue", "partition"),
     "account": "account",
-    "project": "project",
+    "project": ("project", "account"),
     "job_cpu": "cores",
     "job_mem": "memory",
     "resource_spec": "resource_spec",
@@ -86,8 +86,9 @@ _SSH_WISHES = {
     "connect_options": "connect_options",
     "remote_python": "remote_python",
 }
-#: Where a batch system names an option differently from dask-jobqueue.
-_RENAMED = {"slurm": {"queue": "partition", "project": "account"}}
+#: A keyword that maps to several options means the first the backend has: dask-jobqueue's
+#: ``queue`` is a partition where the backend says so, and ``project`` is the old name of
+#: ``account`` except where the batch system has projects of its own.
 
 
 def not_applied(
@@ -115,8 +116,11 @@ def not_applied(
         table = _JOBQUEUE_WISHES
     found = []
     for keyword, value in wishes.items():
-        option = table.get(keyword)
-        option = _RENAMED.get(backend, {}).get(keyword, option)
+        names = table.get(keyword, ())
+        option = next(
+            (name for name in ((names,) if isinstance(names, str) else names) if name in options),
+            None,
+        )
         if option is None or option not in options or value is None:
             continue
         have = options[option]
