@@ -305,6 +305,18 @@ class Backend(abc.ABC):
         """
         return None
 
+    def check_scale(self, options: ResolvedOptions, workers: int) -> None:
+        """Refuse ``workers`` workers when this machine or site cannot hold them.
+
+        Called before a running deployment of these ``options`` is asked to scale to
+        ``workers`` (``daskdeploy scale``, a named deployment's ``scale()``/``adapt()``);
+        backends that check the start's numbers call it from :meth:`validate` or
+        :meth:`check` too. Raise :class:`~daskdeploy.OptionError` (or
+        :class:`~daskdeploy.DeploymentError` when the site said no) naming the numbers
+        and the fix. The default accepts all.
+        """
+        return None
+
     def describe(self, options: ResolvedOptions) -> str:
         """Return a human-readable account of what :meth:`start` would start.
 

@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 from ..credentials import write_private
 from ..options import Option, ResolvedOptions, boolean
 from .base import Backend, Running, StartContext, dashboard_link
+from .local_fit import check_fits, sharing_note
 from .shared.nannies import stop_workers_through_nannies
 
 __all__ = ["LocalBackend"]
@@ -44,7 +45,22 @@ class LocalBackend(Backend):
             "Run workers as separate processes (true) or as threads in this process "
             "(false: no process start-up cost, but the GIL serialises pure-Python code).",
         ),
+        Option(
+            "oversubscribe",
+            boolean,
+            "Start more workers than this machine holds (over 8 per core, or more "
+            "memory than it has) instead of refusing; the process and open-files limits "
+            "still hold.",
+        ),
     )
+
+    def validate(self, options: ResolvedOptions) -> None:
+        """Refuse workers that cannot fit this machine (see :mod:`.local_fit`)."""
+        self.check_scale(options, _worker_count(options))
+
+    def check_scale(self, options: ResolvedOptions, workers: int) -> None:
+        """Refuse ``workers`` workers when their cores, memory or processes cannot fit."""
+        check_fits(options, workers)
 
     def describe(self, options: ResolvedOptions) -> str:
         """Say what the local cluster would look like."""
@@ -55,9 +71,11 @@ class LocalBackend(Backend):
         dashboard = (
             f"dashboard on {LOOPBACK}:<free port>" if options["dashboard"] else "no dashboard"
         )
+        sharing = sharing_note(workers)
         return (
             f"LocalCluster: {workers} worker {kind} x {options['threads_per_worker']} "
             f"thread(s), {memory_text}; scheduler on {LOOPBACK}:<free port>; {dashboard}."
+            + (f" ({sharing}.)" if sharing else "")
         )
 
     def start(self, options: ResolvedOptions, context: StartContext) -> Running:

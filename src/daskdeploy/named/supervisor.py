@@ -170,6 +170,14 @@ class Supervisor:
             return "its scheduler went away"
         return None
 
+    def _check_scale(self, action: str, arguments: dict[str, Any]) -> None:
+        """Refuse a number of workers the backend says cannot work, before scaling."""
+        workers = _asked_workers(action, arguments)
+        if workers is not None:
+            from ..registry import get_backend
+
+            get_backend(self.deployment.backend).check_scale(self.deployment.options, workers)
+
     def handle(self, message: dict[str, Any]) -> str | None:
         """Carry out one control request; return a reason to end, if it was ``down``."""
         action = message["action"]
@@ -189,6 +197,7 @@ class Supervisor:
             )
             return None
         try:
+            self._check_scale(action, arguments)
             if action == "scale":
                 accepted = inspect.signature(cluster.scale).parameters
                 given = {k: v for k, v in arguments.items() if v and k in accepted}
@@ -206,6 +215,13 @@ class Supervisor:
         logger.info("%s: %s", self.name, text)
         self.inbox.answer(message, True, text)
         return None
+
+
+def _asked_workers(action: str, arguments: dict[str, Any]) -> int | None:
+    """The most workers a scale or adapt request asks for, when it names a number."""
+    if action == "adapt":
+        return int(arguments["maximum"])
+    return int(arguments["n"]) if arguments.get("n") else None
 
 
 def _already_named(name: str, own_id: str) -> str | None:

@@ -26,6 +26,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 from ..processes import wait_gone
@@ -119,6 +120,9 @@ class LocalSlurm(DaemonHarness):
         A short directory that must not exist or be empty; default: a fresh
         ``/tmp/ddslurm-XXXXXXXX`` at every :meth:`start`. It must be short because munge's
         unix socket path (``root/munge/munge.sock``) must stay under 108 bytes.
+    settings : mapping, optional
+        More ``slurm.conf`` settings, e.g. ``{"MaxArraySize": 4}`` to make a site's limits
+        small enough to test.
 
     Attributes
     ----------
@@ -148,12 +152,17 @@ class LocalSlurm(DaemonHarness):
         memory_mb: int = 8000,
         partition: str = "debug",
         root: str | os.PathLike[str] | None = None,
+        settings: Mapping[str, str | int] | None = None,
     ) -> None:
         if nodes < 1 or cpus_per_node < 1 or memory_mb < 1:
             raise ValueError("nodes, cpus_per_node and memory_mb must be positive")
         if not partition or any(c.isspace() or c in ",=#" for c in partition):
             raise ValueError(f"invalid partition name {partition!r}")
         self.partition = partition
+        for key, value in (settings or {}).items():
+            if not key.isalnum() or any(c.isspace() for c in str(value)):
+                raise ValueError(f"invalid slurm.conf setting {key}={value!r}")
+        self.settings = dict(settings or {})
         self.nodes = [f"n{i}" for i in range(1, nodes + 1)]
         self.cpus_per_node = cpus_per_node
         self.memory_mb = memory_mb
@@ -355,6 +364,7 @@ class LocalSlurm(DaemonHarness):
             "InactiveLimit=0",
             "MessageTimeout=10",
             "TmpFS=/tmp",
+            *(f"{key}={value}" for key, value in self.settings.items()),
         ]
         for node, port in zip(self.nodes, node_ports, strict=True):
             lines.append(
@@ -527,7 +537,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--cpus-per-node", type=int, default=8, help="CPUs per node (default 8)")
     parser.add_argument("--memory-mb", type=int, default=8000, help="MB per node (default 8000)")
     parser.add_argument("--partition", default="debug", help="partition name (default debug)")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="another slurm.conf setting, e.g. MaxArraySize=4 (repeatable)",
+    )
     args = parser.parse_args(argv)
+    settings = dict(item.split("=", 1) for item in args.set)
 
     def announce(cluster: LocalSlurm) -> list[str]:
         return [
@@ -545,6 +563,7 @@ def main(argv: list[str] | None = None) -> None:
             cpus_per_node=args.cpus_per_node,
             memory_mb=args.memory_mb,
             partition=args.partition,
+            settings=settings,
         ).start(),
         announce,
     )

@@ -64,9 +64,10 @@ from ..base import (
     StartContext,
     dashboard_link,
 )
+from ..shared import worker_processes
 from .jobscript import WORKER_DIR_VARIABLE, lifetime_args, parse_walltime, worker_scratch_lines
 from .leftovers import BatchJobLeftovers
-from .system import BatchSystem, JobSettings, strip_prefix
+from .system import BatchSystem, JobSettings, SubmitLimits, strip_prefix
 
 if TYPE_CHECKING:
     import click
@@ -309,11 +310,24 @@ class JobQueueBackend(BatchJobLeftovers, Backend):
         return "\n".join(lines)
 
     def check(self, options: ResolvedOptions) -> str:
-        """Ask the system whether it is up and would accept the job script.
+        """Ask the system whether it is up and would accept the jobs as they will be
+        submitted (each distinct job array, within the site's limits).
 
         Returns its answer (SLURM's start estimate, SGE's verification), or says that
         the system cannot check a script without running it.
         """
+        return self._checked(options)[0]
+
+    def check_scale(self, options: ResolvedOptions, workers: int) -> None:
+        """Refuse ``workers`` workers when their jobs exceed the site's job limit."""
+        try:
+            limits = self.system.limits()
+        except CommandError as refused:
+            raise DeploymentError(_rejection_message(self.system, refused)) from None
+        _submissions(self.system, options, limits, workers)
+
+    def _checked(self, options: ResolvedOptions) -> tuple[str, SubmitLimits]:
+        """:meth:`check`'s answer, and the site's limits it read (once per deployment)."""
         system = self.system
         missing = system.tools_missing_reason()
         if missing:
@@ -321,15 +335,23 @@ class JobQueueBackend(BatchJobLeftovers, Backend):
         try:
             if system.controller_check_first or not system.can_test_submit:
                 system.check_controller()
-            answer = system.test_submit(self.job_script(options))
+            limits = system.limits()
+            arrays = _submissions(system, options, limits, _most_workers(options))
+            script = self.job_script(options) if system.can_test_submit else ""
+            answers = [
+                system.test_submit(script, size if size > 1 else None)
+                for size in sorted(set(arrays or [1]), reverse=True)
+            ]
         except CommandError as refused:
             raise DeploymentError(_rejection_message(system, self._why(refused))) from None
-        if answer is None:
+        note = _arrays_note(system, limits, arrays)
+        if answers[0] is None:
             return (
-                f"{system.title} cannot check a job script without submitting it; "
-                f"{system.submit_command} will be given the script above."
+                f"{note}{system.title} cannot check a job script without submitting it; "
+                f"{system.submit_command} will be given the script above.",
+                limits,
             )
-        return answer
+        return note + "; ".join(answer for answer in answers if answer), limits
 
     def _why(self, refused: CommandError) -> CommandError:
         """The controller's error when it is down, else ``refused`` (the script's refusal).
@@ -369,12 +391,14 @@ class JobQueueBackend(BatchJobLeftovers, Backend):
         from .cluster import ArraySubmitter, deploy_cluster_class, isolated_config_name
 
         system = self.system
-        self.check(options)
+        _, limits = self._checked(options)
         layout = _Layout.from_options(options)
         log_dir = _log_directory(self.name, options, context)
         script_dir = context.scratch_dir / "job-scripts"
         script_dir.mkdir()
-        submitter = ArraySubmitter(system, script_dir, use_arrays=options["job_array"])
+        submitter = ArraySubmitter(
+            system, script_dir, use_arrays=options["job_array"], limits=limits
+        )
         job_name = context.deployment_id
         # The worker jobs read the credentials through the shared file system.
         credentials = write_shared(job_name) if options["tls"] else None
@@ -462,6 +486,46 @@ def _supervisor_job_name(deployment_id: str) -> str:
 # --- layout: jobs, processes, cores, memory ------------------------------------------------
 
 
+def _most_workers(options: ResolvedOptions) -> int:
+    """The most workers these options start at once (adapt's maximum)."""
+    if options["adapt"] is not None:
+        return options["adapt"][1]
+    return options["workers"] or options["processes"]
+
+
+def _submissions(
+    system: BatchSystem, options: ResolvedOptions, limits: SubmitLimits, workers: int
+) -> list[int]:
+    """The sizes of the job arrays that start ``workers`` workers ([] for single jobs).
+
+    Raises :class:`~daskdeploy.DeploymentError` when the jobs exceed the site's limit
+    on queued jobs.
+    """
+    layout = _Layout.from_options(options)
+    jobs = layout.jobs_for(workers)
+    arrays = limits.array_sizes(jobs) if options["job_array"] and system.arrays and jobs > 1 else []
+    counted = jobs if system.array_tasks_are_jobs or not arrays else len(arrays)
+    if limits.max_jobs is not None and counted > limits.max_jobs:
+        unit = "jobs" if system.array_tasks_are_jobs or not arrays else "job arrays"
+        raise DeploymentError(
+            f"{workers} workers need {counted} {system.title} {unit} ({layout.processes} "
+            f"worker(s) per job), more than the site allows: {limits.named('max_jobs')}. "
+            f"Nothing was submitted. Ask for fewer workers (--workers), or more workers "
+            f"per job (--option processes=N)."
+        )
+    return arrays
+
+
+def _arrays_note(system: BatchSystem, limits: SubmitLimits, arrays: list[int]) -> str:
+    """Says how many job arrays will be submitted when the site's limit splits them."""
+    if len(arrays) < 2:
+        return ""
+    return (
+        f"{sum(arrays)} jobs go as {len(arrays)} job arrays ({', '.join(map(str, arrays))} "
+        f"tasks): {system.title}'s {limits.named('max_array_tasks')} limits each array. "
+    )
+
+
 class _Layout:
     """How workers map onto jobs: processes, cores and memory per job."""
 
@@ -526,7 +590,12 @@ def _job_kwargs(
     if local_directory is None:
         prologue += worker_scratch_lines(job_name)
         local_directory = f'"${WORKER_DIR_VARIABLE}"'
+    variables = worker_processes.environment()
+    if variables:
+        prologue.append(_export_line(variables))
     worker_args = [] if options["worker_dashboard"] else ["--no-dashboard"]
+    if options["nanny"]:
+        worker_args += worker_processes.quoted_nanny_arguments()
     worker_args += lifetime_args(options["lifetime"], walltime)
     worker_args += options["worker_extra_args"]
     return {
@@ -549,6 +618,11 @@ def _job_kwargs(
             specific.get("job_extra_directives", []), list(options["job_extra_directives"])
         ),
     }
+
+
+def _export_line(variables: dict[str, str]) -> str:
+    """``export A=1 B=2``: the job script's line that sets ``variables`` for the worker."""
+    return "export " + " ".join(f"{name}={shlex.quote(value)}" for name, value in variables.items())
 
 
 def _earliest_retirement(options: ResolvedOptions) -> float | None:

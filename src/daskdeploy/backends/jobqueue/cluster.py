@@ -33,7 +33,7 @@ from typing import Any
 from distributed.core import Status
 
 from .jobscript import as_array_script
-from .system import BatchSystem
+from .system import BatchSystem, SubmitLimits
 
 __all__ = ["ArraySubmitter", "deploy_cluster_class", "isolated_config_name"]
 
@@ -121,10 +121,20 @@ class ArraySubmitter:
     use_arrays
         Submit batches of more than one job as a job array (where ``system`` has arrays);
         otherwise one submission each.
+    limits
+        The site's limits; a batch larger than its largest array goes as several arrays.
     """
 
-    def __init__(self, system: BatchSystem, script_dir: Path, *, use_arrays: bool = True) -> None:
+    def __init__(
+        self,
+        system: BatchSystem,
+        script_dir: Path,
+        *,
+        use_arrays: bool = True,
+        limits: SubmitLimits | None = None,
+    ) -> None:
         self.system = system
+        self.limits = limits or SubmitLimits()
         self.script_dir = script_dir
         self.use_arrays = use_arrays and system.arrays is not None
         self.failures: list[Exception] = []
@@ -147,7 +157,7 @@ class ArraySubmitter:
         batch, self._pending, self._flush = self._pending, [], None
         try:
             if self.use_arrays and len(batch) > 1:
-                ids = await self._submit_array([job for job, _ in batch])
+                ids = await self._submit_arrays([job for job, _ in batch])
             else:
                 ids = [await self._submit_one(job) for job, _ in batch]
         except Exception as exc:
@@ -171,6 +181,14 @@ class ArraySubmitter:
     async def _submit_one(self, job: Any) -> str:
         path = self._write(job.job_script())
         return await asyncio.to_thread(self.system.submit, path)
+
+    async def _submit_arrays(self, jobs: list[Any]) -> list[str]:
+        """Submit ``jobs`` as job arrays no larger than the site allows, in order."""
+        ids: list[str] = []
+        for size in self.limits.array_sizes(len(jobs)):
+            part, jobs = jobs[:size], jobs[size:]
+            ids += await self._submit_array(part) if size > 1 else [await self._submit_one(part[0])]
+        return ids
 
     async def _submit_array(self, jobs: list[Any]) -> list[str]:
         arrays = self.system.arrays

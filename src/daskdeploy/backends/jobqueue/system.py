@@ -22,7 +22,7 @@ import re
 import shlex
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -37,6 +37,7 @@ __all__ = [
     "JobAllocation",
     "JobArrays",
     "JobSettings",
+    "SubmitLimits",
     "format_hms",
 ]
 
@@ -121,6 +122,62 @@ class JobArrays:
         return [
             self.task_id.format(array=array_id, index=self.first_index + i) for i in range(count)
         ]
+
+
+@dataclass(frozen=True)
+class SubmitLimits:
+    """How many jobs a site lets one deployment submit, as its configuration says.
+
+    Attributes
+    ----------
+    max_array_tasks
+        Most tasks one job array may have; ``None`` when unknown or unlimited.
+    max_jobs
+        Most jobs that may be queued at once; ``None`` when unknown or unlimited.
+    names
+        The site's name of each limit found (``{"max_array_tasks": "MaxArraySize"}``),
+        for messages.
+    """
+
+    max_array_tasks: int | None = None
+    max_jobs: int | None = None
+    names: Mapping[str, str] = field(default_factory=dict)
+
+    def array_sizes(self, jobs: int) -> list[int]:
+        """The sizes of the job arrays that submit ``jobs`` jobs within the limit.
+
+        >>> SubmitLimits(max_array_tasks=4).array_sizes(10)
+        [4, 4, 2]
+        """
+        step = self.max_array_tasks or jobs or 1
+        return [min(step, jobs - first) for first in range(0, jobs, step)]
+
+    def named(self, limit: str) -> str:
+        """``"MaxJobCount (10000)"``: a limit by the site's name and its value."""
+        return f"{self.names.get(limit, limit)} ({getattr(self, limit)})"
+
+
+def parse_limits(text: str, settings: Mapping[str, str]) -> SubmitLimits:
+    """Read :class:`SubmitLimits` from a configuration listing (``name = value`` lines).
+
+    ``settings`` maps a setting's name in ``text`` to the limit it sets
+    (``{"MaxArraySize": "max_array_tasks"}``); several settings of one limit give the
+    smallest. Zero and values that are not whole numbers mean no limit.
+
+    >>> parse_limits("MaxArraySize = 1001\nmax_u_jobs 0", {"MaxArraySize": "max_array_tasks",
+    ...     "max_u_jobs": "max_jobs"}).max_array_tasks
+    1001
+    """
+    found: dict[str, int] = {}
+    names: dict[str, str] = {}
+    for line in text.splitlines():
+        match = re.match(r"\s*(\S+)\s*=?\s*(\d+)\s*$", line)
+        if match is None or match.group(1) not in settings:
+            continue
+        limit, value = settings[match.group(1)], int(match.group(2))
+        if value > 0 and value < found.get(limit, value + 1):
+            found[limit], names[limit] = value, match.group(1)
+    return SubmitLimits(**found, names=names)
 
 
 @dataclass(frozen=True)
@@ -278,6 +335,15 @@ class BatchSystem:
     option_help: ClassVar[Mapping[str, str]] = {}
     #: States of a job that is ending or ended though still listed.
     ending_states: ClassVar[frozenset[str]] = frozenset()
+    #: The command that lists the site's configuration, read for :attr:`limit_settings`
+    #: (``scontrol show config``); ``None``: no limits are read.
+    limits_command: ClassVar[tuple[str, ...] | None] = None
+    #: The settings in that listing that limit submissions, mapped to the limit each
+    #: sets (``"max_array_tasks"``, ``"max_jobs"``; see :class:`SubmitLimits`).
+    limit_settings: ClassVar[Mapping[str, str]] = {}
+    #: Whether each task of a job array counts as one job towards ``max_jobs`` (SLURM's
+    #: MaxJobCount), rather than the array as one job (SGE's max_u_jobs).
+    array_tasks_are_jobs: ClassVar[bool] = True
     #: States of a listed job that no longer holds resources (a finished job some
     #: systems keep listing for a while); :meth:`cancel_and_wait` does not wait for them.
     gone_states: ClassVar[frozenset[str]] = frozenset()
@@ -306,6 +372,21 @@ class BatchSystem:
 
     # --- checks before submitting ---------------------------------------------------------
 
+    def limits(self) -> SubmitLimits:
+        """The site's limits on submissions, read from :attr:`limits_command`.
+
+        No limits when the system has no such command. Raises
+        :class:`~daskdeploy.commands.CommandError` when the command fails.
+        """
+        if self.limits_command is None:
+            return SubmitLimits()
+        result = run_command(
+            list(self.limits_command),
+            timeout=QUICK,
+            what=f"reading the {self.title} limits ({shlex.join(self.limits_command)})",
+        )
+        return parse_limits(result.stdout, self.limit_settings)
+
     def check_controller(self) -> str:
         """Ask the system whether it is up; return its answer ("" when it says nothing).
 
@@ -321,10 +402,11 @@ class BatchSystem:
     #: check waits long for a server that is down); else only after a failed check.
     controller_check_first: ClassVar[bool] = True
 
-    def test_submit(self, script: str) -> str | None:
+    def test_submit(self, script: str, array_size: int | None = None) -> str | None:
         """Ask whether the system would accept ``script`` without submitting it.
 
-        Returns the system's answer, or ``None`` when the system has no such check.
+        ``array_size``: as a job array of that many tasks. Returns the system's
+        answer, or ``None`` when the system has no such check.
         Raises :class:`~daskdeploy.commands.CommandError` quoting the refusal.
         """
         return None
@@ -333,10 +415,13 @@ class BatchSystem:
 
     def submit_args(self, script_path: Path, array_size: int | None) -> list[str]:
         """The command line that submits ``script_path`` (as an array of ``array_size``)."""
-        args = [self.submit_command]
-        if array_size is not None and self.arrays is not None:
-            args += shlex.split(self.arrays.flag(array_size))
-        return [*args, str(script_path)]
+        return [self.submit_command, *self.array_args(array_size), str(script_path)]
+
+    def array_args(self, array_size: int | None) -> list[str]:
+        """The submit arguments making a job an array of ``array_size`` tasks ([] for none)."""
+        if not array_size or self.arrays is None:
+            return []
+        return shlex.split(self.arrays.flag(array_size))
 
     def submit(self, script_path: Path, *, array_size: int | None = None) -> str:
         """Submit a job script and return its job id (the array's id for an array).

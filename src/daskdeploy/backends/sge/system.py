@@ -91,6 +91,15 @@ class SgeSystem(BatchSystem):
         # qsub(1) -o: $TASK_ID in the path is the task's index.
         output_substitutions=(("$JOB_ID.out", "$JOB_ID.$TASK_ID.out"),),
     )
+    # sge_conf(5): max_aj_tasks tasks per array job; max_u_jobs (per user) and max_jobs
+    # (per cell) active jobs, an array job counting once; 0 is no limit.
+    limits_command = ("qconf", "-sconf")
+    limit_settings: ClassVar[dict[str, str]] = {
+        "max_aj_tasks": "max_array_tasks",
+        "max_u_jobs": "max_jobs",
+        "max_jobs": "max_jobs",
+    }
+    array_tasks_are_jobs = False
     tested_with_daemon = True
     can_test_submit = True
     # qsub -w v fails at once when the qmaster is down: one call fewer before submitting.
@@ -159,13 +168,15 @@ class SgeSystem(BatchSystem):
             ) from None
         return ""
 
-    def test_submit(self, script: str) -> str | None:
-        """``qsub -w v``: would a queue of the (empty) cell accept the job? Submits nothing."""
+    def test_submit(self, script: str, array_size: int | None = None) -> str | None:
+        """``qsub -w v [-t 1-N]``: would a queue of the (empty) cell accept the job?
+        Submits nothing."""
+        what = f"a job array of {array_size} worker jobs" if array_size else "the worker job script"
         result = run_command(
-            ["qsub", "-w", "v"],
+            ["qsub", "-w", "v", *self.array_args(array_size)],
             input_text=script,
             timeout=QUICK,
-            what="checking the worker job script with qsub -w v",
+            what=f"checking {what} with qsub -w v",
         )
         return (result.stdout.strip() or result.stderr.strip()).replace("verification: ", "")
 

@@ -105,8 +105,12 @@ def check_controller() -> str:
     return answer
 
 
-def test_submit(script: str, *, what: str = "the worker job script") -> str:
+def test_submit(
+    script: str, *, what: str = "the worker job script", args: Sequence[str] = ()
+) -> str:
     """Ask SLURM whether it would accept ``script`` (``sbatch --test-only``); submits nothing.
+
+    ``args`` go to ``sbatch`` too (e.g. the ``--array=`` that will be submitted).
 
     Returns
     -------
@@ -119,7 +123,7 @@ def test_submit(script: str, *, what: str = "the worker job script") -> str:
         SLURM rejected the script; the message quotes ``sbatch``'s reason.
     """
     result = run_command(
-        ["sbatch", "--test-only"],
+        ["sbatch", "--test-only", *args],
         input_text=script,
         timeout=_QUICK,
         what=f"checking {what} with sbatch --test-only",

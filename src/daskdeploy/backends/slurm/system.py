@@ -47,6 +47,13 @@ class SlurmSystem(BatchSystem):
         # Output files named after the array task ("%A_%a"), as squeue and scancel name it.
         output_substitutions=(("%j", "%A_%a"),),
     )
+    # slurm.conf(5): array indices stay below MaxArraySize (tasks 0..MaxArraySize-1);
+    # MaxJobCount counts every task of an array as a job.
+    limits_command = ("scontrol", "show", "config")
+    limit_settings: ClassVar[dict[str, str]] = {
+        "MaxArraySize": "max_array_tasks",
+        "MaxJobCount": "max_jobs",
+    }
     queue_word = "partition"
     in_place_backend = "allocation"
     tested_with_daemon = True
@@ -68,6 +75,7 @@ class SlurmSystem(BatchSystem):
         "'%P %c %m %l'` shows what nodes offer)",
         "account": "check the account and qos options (`sacctmgr show assoc user=$USER`)",
         "qos": "check the account and qos options (`sacctmgr show assoc user=$USER`)",
+        "array": "the site limits job arrays (`scontrol show config | grep -i array`)",
     }
 
     def configured(self) -> bool:
@@ -83,9 +91,11 @@ class SlurmSystem(BatchSystem):
         """``scontrol ping``."""
         return control.check_controller()
 
-    def test_submit(self, script: str) -> str | None:
-        """``sbatch --test-only``: SLURM's estimate of when and where the job would start."""
-        return control.test_submit(script)
+    def test_submit(self, script: str, array_size: int | None = None) -> str | None:
+        """``sbatch --test-only [--array=0-N]``: SLURM's estimate of when and where the
+        job would start."""
+        what = f"a job array of {array_size} worker jobs" if array_size else "the worker job script"
+        return control.test_submit(script, what=what, args=self.array_args(array_size))
 
     def submit(self, script_path: Path, *, array_size: int | None = None) -> str:
         """``sbatch [--array=0-N] SCRIPT``."""
