@@ -11,8 +11,10 @@ in-process with click's ``CliRunner``). For each one the test asserts that
 * no child process of the test process is left, no file appears in ``$TMPDIR`` and only
   empty directories under ``$XDG_CACHE_HOME/daskdeploy``.
 
-Nothing here reaches a real SLURM, SSH host or MPI launcher: every case fails before
-anything starts (the one SSH case is refused at the TCP connect on loopback). Conditions
+Nothing here reaches an SSH host or MPI launcher: every case fails before anything
+starts (the one SSH case is refused at the TCP connect on loopback). The cases of scale
+a site cannot take ask the session's real SLURM cluster or SGE cell (``harness``) for
+its limits, and submit nothing. Conditions
 such as "SLURM commands missing" are real: ``PATH`` points at an empty directory.
 
 ``pytest tests/test_bad_inputs.py`` ends with a line such as
@@ -86,6 +88,7 @@ class Case:
     args: tuple[str, ...] = ()
     setup: Callable[[Scene], None] | None = None
     needs: tuple[str, ...] = ()  # Python modules the case depends on
+    harness: str | None = None  # a session fixture the case needs (a real SLURM or SGE)
 
     @property
     def kind(self) -> str:
@@ -107,9 +110,10 @@ def api(
     *fragments: str,
     setup: Callable[[Scene], None] | None = None,
     needs: tuple[str, ...] = (),
+    harness: str | None = None,
 ) -> Any:
     return pytest.param(
-        Case(expect, fragments, call=call, setup=setup, needs=needs),
+        Case(expect, fragments, call=call, setup=setup, needs=needs, harness=harness),
         id=case_id,
         marks=_fault(case_id),
     )
@@ -122,9 +126,17 @@ def cmd(
     exit_code: int = BAD_INPUT_EXIT,
     setup: Callable[[Scene], None] | None = None,
     needs: tuple[str, ...] = (),
+    harness: str | None = None,
 ) -> Any:
     return pytest.param(
-        Case(exit_code, fragments, args=tuple(args), setup=setup, needs=needs),
+        Case(
+            exit_code,
+            fragments,
+            args=tuple(args),
+            setup=setup,
+            needs=needs,
+            harness=harness,
+        ),
         id=case_id,
         marks=_fault(case_id),
     )
@@ -170,6 +182,30 @@ def in_slurm_job_with_two_tasks(scene: Scene) -> None:
 def broken_profiles_file(scene: Scene) -> None:
     """``daskdeploy-profiles.yaml`` broken by hand while this process runs."""
     (scene.config_dir / "daskdeploy-profiles.yaml").write_text("daskdeploy: {profiles: [\n")
+
+
+def sge_allows_one_array_of_four(scene: Scene) -> None:
+    """The session's SGE cell allows 4 tasks per array and 1 job per user, until the end."""
+    import subprocess
+
+    def set_global(text: str) -> None:
+        path = scene.empty_dir.parent / "global"  # qconf -Mconf names it by the file
+        path.write_text(text)
+        subprocess.run(["qconf", "-Mconf", str(path)], check=True, capture_output=True)
+        path.unlink()
+
+    shown = subprocess.run(["qconf", "-sconf"], check=True, capture_output=True, text=True)
+    limits = {"max_aj_tasks": "4", "max_u_jobs": "1"}
+    set_global(
+        "\n".join(
+            f"{line.split()[0]} {limits[line.split()[0]]}"
+            if line.split() and line.split()[0] in limits
+            else line
+            for line in shown.stdout.splitlines()
+        )
+        + "\n"
+    )
+    scene.stack.callback(set_global, shown.stdout)
 
 
 def closed_port() -> int:
@@ -327,6 +363,70 @@ CASES = [
         "'timeout'",
         "expected a positive duration, got 0",
         "e.g. 60 or '5 minutes'",
+    ),
+    # Scale the machine or the site cannot take
+    api(
+        "api-local-workers-beyond-the-machine",
+        lambda: plan("local", workers=100000),
+        OptionError,
+        "100000 local worker processes cannot fit this machine",
+        "at most",
+        "workers (8 per core)",
+        "Nothing was started",
+        "ask for fewer workers (--workers",
+    ),
+    api(
+        "api-local-deploy-thread-workers-beyond-the-machine",
+        lambda: deploy("local", workers=100000, processes=False, quiet=True),
+        OptionError,
+        "100000 local thread workers cannot fit this machine",
+        "or, if you mean it, --option oversubscribe=true",
+    ),
+    cmd(
+        "cli-local-workers-beyond-the-machine",
+        ["run", "-b", "local", "-n", "100000", SCRIPT],
+        "Error: 100000 local worker processes cannot fit this machine",
+        "ask for fewer workers (--workers",
+    ),
+    cmd(
+        "cli-local-memory-per-worker-beyond-the-machine",
+        ["run", "-b", "local", "-n", "2", "--memory-per-worker", "100TB", SCRIPT],
+        "memory_per_worker 90.95 TiB x 2 = 181.90 TiB, more than the machine's",
+        "or, if you mean it, --option oversubscribe=true",
+    ),
+    cmd(
+        "cli-local-up-workers-beyond-the-machine",
+        ["up", "big", "-b", "local", "-n", "100000"],
+        "100000 local worker processes cannot fit this machine",
+    ),
+    cmd(
+        "cli-slurm-workers-beyond-max-job-count",
+        ["run", "-b", "slurm", "-n", "100000", SCRIPT],
+        "100000 workers need 100000 SLURM jobs (1 worker(s) per job), more than the site "
+        "allows: MaxJobCount (10000). Nothing was submitted.",
+        "Ask for fewer workers",
+        exit_code=1,
+        needs=("dask_jobqueue",),
+        harness="slurm_cluster",
+    ),
+    cmd(
+        "cli-slurm-dry-run-workers-beyond-max-job-count",
+        ["run", "-b", "slurm", "-n", "100000", "--dry-run", SCRIPT],
+        "Check: REJECTED",
+        "MaxJobCount (10000)",
+        exit_code=1,
+        needs=("dask_jobqueue",),
+        harness="slurm_cluster",
+    ),
+    api(
+        "api-sge-arrays-beyond-max-u-jobs",
+        lambda: deploy("sge", workers=6, quiet=True),
+        DeploymentError,
+        "6 workers need 2 SGE job arrays (1 worker(s) per job), more than the site allows: "
+        "max_u_jobs (1). Nothing was submitted.",
+        setup=sge_allows_one_array_of_four,
+        needs=("dask_jobqueue",),
+        harness="sge_cell",
     ),
     # slurm
     api(
@@ -896,9 +996,15 @@ def _check_needs(case: Case) -> None:
 
 @pytest.mark.parametrize("case", CASES)
 def test_bad_input_is_refused_clearly(
-    case: Case, tmp_path: Path, isolated_config: Path, monkeypatch: pytest.MonkeyPatch
+    case: Case,
+    tmp_path: Path,
+    isolated_config: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    request: pytest.FixtureRequest,
 ) -> None:
     _check_needs(case)
+    if case.harness is not None:
+        request.getfixturevalue(case.harness)
     _ran.append(case.kind)
     for name in list(os.environ):
         if name.startswith(_LAUNCH_PREFIXES) and name not in _KEEP:
