@@ -117,6 +117,9 @@ def test_up_attach_from_two_processes_scale_and_down_on_local(sandbox, wiki_dir,
     resized = sandbox.run(sandbox.command("scale", "analysis", "3"), timeout=60)
     assert resized.returncode == 0, resized.stderr
     wait_for(lambda: named(sandbox, "analysis")["named"]["workers"] == 3, 60, "3 workers")
+    refused = sandbox.run(sandbox.command("scale", "analysis", "100000"), timeout=60)
+    assert refused.returncode == 1, refused.stderr
+    assert "100000 local worker processes cannot fit this machine" in refused.stderr
 
     # A plain distributed script, with the snippet `up` prints, and nothing of daskdeploy.
     snippet = sandbox.run(sandbox.command("attach-snippet", "analysis")).stdout
