@@ -10,12 +10,14 @@ deployment's connections TLS with credentials only it holds.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any, ClassVar
 
 from ..credentials import write_private
 from ..options import Option, ResolvedOptions, boolean
 from .base import Backend, Running, StartContext, dashboard_link
 from .local_fit import check_fits, sharing_note
+from .shared import worker_processes
 from .shared.nannies import stop_workers_through_nannies
 
 __all__ = ["LocalBackend"]
@@ -80,8 +82,6 @@ class LocalBackend(Backend):
 
     def start(self, options: ResolvedOptions, context: StartContext) -> Running:
         """Start a LocalCluster bound to loopback with a private scratch directory."""
-        from distributed import LocalCluster
-
         workers = _worker_count(options)
         # Thread workers talk to the scheduler in memory (inproc://); distributed refuses a
         # host there, and nothing listens on the network except the loopback dashboard.
@@ -92,23 +92,14 @@ class LocalBackend(Backend):
         if options["tls"] and options["processes"]:
             security = write_private(context.deployment_id, context.scratch_dir).security()
             network["protocol"] = "tls://"
-        cluster = LocalCluster(
-            name=context.deployment_id,
-            n_workers=workers,
-            threads_per_worker=options["threads_per_worker"],
-            memory_limit=options["memory_per_worker"] or "auto",
-            processes=options["processes"],
-            security=security,
-            **network,
-            # The scheduler's HTTP server (health, metrics) runs even without the dashboard;
-            # a free loopback port keeps it from reaching for 8787.
-            dashboard_address=f"{LOOPBACK}:0",
-            local_directory=str(context.scratch_dir),
-            scheduler_kwargs={
-                "local_directory": str(context.scratch_dir),
-                "dashboard": options["dashboard"],
-            },
-        )
+        start_method = contextlib.ExitStack()
+        if options["processes"]:
+            start_method.enter_context(worker_processes.shared_forkserver())
+        try:
+            cluster = _local_cluster(options, context, workers, security, network)
+        except BaseException:
+            start_method.close()
+            raise
         return Running(
             address=cluster.scheduler_address,
             cluster=cluster,
@@ -116,7 +107,36 @@ class LocalBackend(Backend):
             expected_workers=workers,
             scalable=True,
             dashboard_link=dashboard_link(cluster) if options["dashboard"] else None,
+            stop=[start_method.close],
             stop_workers=(lambda: stop_workers_through_nannies(cluster))
             if options["processes"]
             else None,
         )
+
+
+def _local_cluster(
+    options: ResolvedOptions,
+    context: StartContext,
+    workers: int,
+    security: Any,
+    network: dict[str, Any],
+) -> Any:
+    from distributed import LocalCluster
+
+    return LocalCluster(
+        name=context.deployment_id,
+        n_workers=workers,
+        threads_per_worker=options["threads_per_worker"],
+        memory_limit=options["memory_per_worker"] or "auto",
+        processes=options["processes"],
+        security=security,
+        **network,
+        # The scheduler's HTTP server (health, metrics) runs even without the dashboard;
+        # a free loopback port keeps it from reaching for 8787.
+        dashboard_address=f"{LOOPBACK}:0",
+        local_directory=str(context.scratch_dir),
+        scheduler_kwargs={
+            "local_directory": str(context.scratch_dir),
+            "dashboard": options["dashboard"],
+        },
+    )

@@ -44,6 +44,7 @@ from ..base import Availability, Backend, Running, StartContext
 from ..shared.layout import TaskLayout, TaskResources, layout_for
 from ..shared.nannies import stop_workers_through_nannies
 from ..shared.scheduler_cluster import running_with_layout, scheduler_only_cluster
+from ..shared.worker_processes import worker_command
 from .system import BatchSystem, JobAllocation
 
 __all__ = ["BatchJobBackend", "HostWorkers", "current_job", "plan_hosts"]
@@ -276,13 +277,10 @@ def _listen(options: ResolvedOptions, hosts: Sequence[str]) -> dict[str, Any]:
 
 def _worker_command(options: ResolvedOptions, address: str, credentials: Any) -> list[str]:
     command = [
-        options["python"] or sys.executable,
-        "-m",
-        "distributed.cli.dask_worker",
+        *worker_command(options["python"] or sys.executable, nanny=options["nanny"]),
         address,
         "--memory-limit",
         str(options["memory_per_worker"] or "auto"),
-        "--nanny" if options["nanny"] else "--no-nanny",
         "--death-timeout",
         f"{options['death_timeout']:g}",
         "--no-dashboard",

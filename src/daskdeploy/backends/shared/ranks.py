@@ -35,6 +35,7 @@ from typing import Any
 from ...credentials import write_private
 from ...options import ResolvedOptions
 from ..base import Running, StartContext
+from . import worker_processes
 from .layout import TaskLayout
 from .scheduler_cluster import running_with_layout, scheduler_only_cluster
 from .scheduler_watch import preload_text
@@ -316,16 +317,14 @@ async def _serve_nannies(
     grace: float,
 ) -> None:
     """Start one nanny per item of ``workers`` (its worker's settings) at once; serve them
-    until they all finished; close them all however this ends.
+    until they all finished; close them all however this ends. The worker processes are
+    forked from one forkserver (see :mod:`.worker_processes`).
 
     Closing gives each worker :data:`~daskdeploy.backends.shared.nannies.WORKER_EXIT_GRACE`
     seconds before its nanny kills it, as the ``allocation`` backend's teardown does: a
     worker busy in a long task nobody waits for would keep the rank alive for minutes.
     """
     from distributed import Nanny
-    from distributed.core import Status
-
-    from .nannies import WORKER_EXIT_GRACE
 
     # The worker processes set up their logging when they import distributed, before any
     # setting reaches them but their environment: tell them this rank's level (serving
@@ -335,7 +334,20 @@ async def _serve_nannies(
     os.environ["DASK_LOGGING__DISTRIBUTED"] = logging.getLevelName(level).lower()
     # Their logs leave out connection-closed noise too, as this rank's do.
     preload = ["daskdeploy.backends.shared.quiet_worker"]
-    nannies = [Nanny(address, preload=preload, **settings) for settings in workers]
+    with worker_processes.shared_forkserver():
+        await _serve_started_nannies(
+            [Nanny(address, preload=preload, **settings) for settings in workers],
+            stop_requested,
+            grace,
+        )
+
+
+async def _serve_started_nannies(
+    nannies: list[Any], stop_requested: Callable[[], bool] | None, grace: float
+) -> None:
+    from distributed.core import Status
+
+    from .nannies import WORKER_EXIT_GRACE
 
     async def close_all() -> None:
         await asyncio.gather(

@@ -49,6 +49,7 @@ from ..shared.layout import TaskLayout, TaskResources, task_layout
 from ..shared.nannies import stop_workers_through_nannies
 from ..shared.rendezvous import shared_rendezvous_dir
 from ..shared.scheduler_cluster import running_with_layout, scheduler_only_cluster
+from ..shared.worker_processes import worker_command
 from . import control
 from .environment import TASK_UNIT, Allocation, in_allocation
 
@@ -286,16 +287,13 @@ def _srun_command(
     credentials: CredentialFiles | None,
 ) -> list[str]:
     worker = [
-        options["python"] or sys.executable,
-        "-m",
-        "distributed.cli.dask_worker",
+        *worker_command(options["python"] or sys.executable, nanny=options["nanny"]),
         "--scheduler-file",
         str(scheduler_file),
         "--nthreads",
         str(layout.threads),
         "--memory-limit",
         str(layout.memory or "auto"),
-        "--nanny" if options["nanny"] else "--no-nanny",
         "--death-timeout",
         f"{options['death_timeout']:g}",
         "--no-dashboard",

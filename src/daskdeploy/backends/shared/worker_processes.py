@@ -1,0 +1,154 @@
+"""How a nanny starts its worker process: forked from Python that has distributed loaded.
+
+distributed's nanny starts its worker with multiprocessing's ``spawn`` by default: a fresh
+interpreter that imports dask, distributed, numpy and tornado again, after the nanny's own
+interpreter has just done the same. That second import is most of a worker's start-up CPU
+(about 1 CPU-second of the 1.5 a nanny and its worker took here; measured with
+``benchmarks/bench_slurm.py``), and on a cluster every worker repeats it against the shared
+file system at once. So daskdeploy's workers are forked from a parent that has already
+imported it all:
+
+* **A nanny in a process of its own** (batch jobs, ``srun`` tasks, SSH hosts): the nanny
+  forks its worker (:func:`nanny_arguments`: distributed's ``fork`` start method, set in
+  the nanny by a ``--preload-nanny`` snippet). That process holds nothing but the nanny,
+  so the fork copies only what the worker needs anyway, and a restarted worker is forked
+  the same way. A forked child inherits the nanny's signal handlers, which point into the
+  nanny's event loop: the worker would ignore ``SIGTERM`` (the nanny's memory limit and the
+  batch system's ``SIGTERM`` rely on it). The snippet resets them in the child to what a
+  fresh interpreter has. Settings that act only when a process starts (distributed's
+  ``distributed.nanny.pre-spawn-environ``: ``OMP_NUM_THREADS=1``, ``MALLOC_TRIM_THRESHOLD_``,
+  ...) are set before the nanny's Python starts (:func:`environment`), as distributed's
+  documentation asks of ``fork``: numpy's BLAS reads its thread count when it loads.
+* **Nannies in a process that runs other things too**: the user's own process (the
+  ``local`` backend), or a rank of an in-place run that serves several workers (after
+  ``MPI_Init``, where a fork is unsafe). Forking that process would copy the user's data,
+  threads and client. One forkserver, loaded with distributed only, forks every worker of
+  the process instead (:func:`shared_forkserver`).
+
+Nothing here changes what the nanny gives: a dead worker is restarted, the memory limit is
+enforced, the spill directory is removed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shlex
+from collections.abc import Iterator
+
+__all__ = [
+    "NANNY_PRELOAD",
+    "environment",
+    "environment_command",
+    "nanny_arguments",
+    "quoted_nanny_arguments",
+    "shared_forkserver",
+    "worker_command",
+]
+
+_START_METHOD_KEY = "distributed.worker.multiprocessing-method"
+
+#: Python run in each nanny process at start (``dask worker --preload-nanny``), given as
+#: text so that the hosts need no daskdeploy: fork the worker, and give the forked worker
+#: the signal handling of a fresh interpreter (default ``SIGTERM``, ``KeyboardInterrupt``
+#: on ``SIGINT``, no wake-up descriptor into the nanny's event loop).
+NANNY_PRELOAD = (
+    "import dask, os, signal; "
+    f'dask.config.set({{"{_START_METHOD_KEY}": "fork"}}); '
+    "os.register_at_fork(after_in_child=lambda: ("
+    "signal.signal(signal.SIGTERM, signal.SIG_DFL), "
+    "signal.signal(signal.SIGINT, signal.default_int_handler), "
+    "signal.set_wakeup_fd(-1)))"
+)
+
+
+def worker_command(python: str, *, nanny: bool) -> list[str]:
+    """The start of a ``dask worker`` command line that starts workers as described above.
+
+    ``env`` with :func:`environment`, then ``python -m distributed.cli.dask_worker`` and
+    ``--nanny`` with :func:`nanny_arguments` (or ``--no-nanny``); the caller appends the
+    scheduler, the worker's options and ``worker_extra_args``.
+    """
+    command = [*environment_command(), python, "-m", "distributed.cli.dask_worker"]
+    return command + (["--nanny", *nanny_arguments()] if nanny else ["--no-nanny"])
+
+
+def nanny_arguments() -> list[str]:
+    """``dask worker`` arguments that make the nanny fork its worker (argument list form)."""
+    return ["--preload-nanny", NANNY_PRELOAD]
+
+
+def quoted_nanny_arguments() -> list[str]:
+    """:func:`nanny_arguments`, each quoted for a shell command line (job scripts)."""
+    return [shlex.quote(argument) for argument in nanny_arguments()]
+
+
+def environment() -> dict[str, str]:
+    """Variables to set before the nanny's Python starts, from dask's configuration.
+
+    distributed's ``distributed.nanny.pre-spawn-environ`` (one BLAS/OpenMP thread per
+    worker thread, glibc's memory trimming) set in the nanny's process would come too late
+    for a forked worker: the libraries read them when they load.
+    """
+    import dask.config
+
+    variables = dask.config.get("distributed.nanny.pre-spawn-environ", default={}) or {}
+    return {str(name): str(value) for name, value in variables.items() if value is not None}
+
+
+def environment_command() -> list[str]:
+    """``env NAME=VALUE ...``: the prefix of a command that starts a nanny."""
+    return ["env", *(f"{name}={value}" for name, value in environment().items())]
+
+
+@contextlib.contextmanager
+def shared_forkserver() -> Iterator[None]:
+    """While open, nannies of this process start workers from one preloaded forkserver.
+
+    The forkserver is started with the first worker and imports distributed once; every
+    worker (and every restart) is then a fork of it. distributed would preload it with
+    every optional package it knows (pandas, ...), imported in this process first; only
+    distributed is loaded here, and the workers import what their tasks use. Deployments
+    may overlap: the start method is set when the first opens, and restored, with the
+    forkserver stopped, when the last closes, so nothing is left running.
+    """
+    import multiprocessing
+
+    import dask.config
+
+    global _open_local_deployments, _start_method_before
+    if _open_local_deployments == 0:
+        multiprocessing.get_context("forkserver").set_forkserver_preload(["distributed"])
+        _mark_forkserver_preload_set()
+        _start_method_before = dask.config.get(_START_METHOD_KEY, default="spawn")
+        dask.config.set({_START_METHOD_KEY: "forkserver"})
+    _open_local_deployments += 1
+    try:
+        yield
+    finally:
+        _open_local_deployments -= 1
+        if _open_local_deployments == 0:
+            dask.config.set({_START_METHOD_KEY: _start_method_before})
+            _stop_forkserver()
+
+
+_open_local_deployments = 0
+_start_method_before = "spawn"
+
+
+def _mark_forkserver_preload_set() -> None:
+    """Keep distributed from replacing the preload list (it does so once per process)."""
+    import distributed.utils
+
+    if hasattr(distributed.utils, "_forkserver_preload_set"):
+        distributed.utils._forkserver_preload_set = True
+
+
+def _stop_forkserver() -> None:
+    """Stop this process's forkserver, if one runs, so that nothing is left after close."""
+    from multiprocessing import forkserver
+
+    server = getattr(forkserver, "_forkserver", None)
+    stop = getattr(server, "_stop", None)
+    if stop is not None:
+        with contextlib.suppress(OSError, ChildProcessError):
+            stop()
