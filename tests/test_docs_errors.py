@@ -76,8 +76,8 @@ RAISED_INSIDE: dict[str, dict[str, str]] = {
     "backends/ssh/hosts.py": {
         "read_hostfile": "'Unusable host list in hostfile ... for the ssh backend: <text>'",
         "plan_hosts": "'Unusable host list ... for the ssh backend: <text>'",
-        "_probe": "a host's line in 'SSH hosts not usable, nothing was started:'",
-        "install_private_files.install": "a host's line in 'Could not install the TLS ...'",
+        "_probe": "a host's line in 'SSH hosts not usable, nothing was started:' (or, "
+        "from the remote writer, in 'Could not install the TLS ...')",
     },
     "backends/slurm/sbatch.py": {
         "SbatchRequest.__post_init__": "`daskdeploy sbatch` prints it after 'Error:'",

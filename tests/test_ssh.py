@@ -6,6 +6,7 @@ import os
 import re
 import shutil
 import signal
+import stat
 import sys
 import time
 from pathlib import Path
@@ -75,6 +76,37 @@ def test_deploy_across_namespace_hosts_and_clean_close(ssh_hosts):
         f"\nssh: 1 scheduler + 4 workers on 3 hosts in {startup:.2f} s; "
         f"remote processes gone {gone:.2f} s after close ({time.monotonic() - closed:.2f})"
     )
+
+
+def accepted_logins(hosts) -> dict[str, int]:
+    """SSH logins each namespace host's sshd has accepted so far, from its log."""
+    return {
+        host: (hosts.root / "log" / f"sshd-{namespace}.log").read_text().count("Accepted publickey")
+        for namespace, host in zip(hosts.namespaces, hosts.hosts, strict=True)
+    }
+
+
+def test_one_ssh_connection_per_host_from_start_to_close(ssh_hosts):
+    # The check of each host, its credentials, its scheduler or workers and the clean-up
+    # at close all go over one connection per host (distributed's SSHCluster opens one
+    # per scheduler and per worker host; daskdeploy used to add three more per host).
+    before = accepted_logins(ssh_hosts)
+    with daskdeploy.deploy(
+        "ssh", hosts=layout(ssh_hosts), connect_options=ssh_hosts.connect_options(), quiet=True
+    ) as client:
+        assert len(client.scheduler_info(n_workers=-1)["workers"]) == 4
+        started = accepted_logins(ssh_hosts)
+        # The hosts share this machine's file system: the credentials are private there.
+        tls = Path(f"/tmp/daskdeploy-{client.deployment.id}/tls")
+        assert stat.S_IMODE(tls.stat().st_mode) == 0o700
+        modes = {path.name: stat.S_IMODE(path.stat().st_mode) for path in tls.iterdir()}
+        assert len(modes) == 3 and set(modes.values()) == {0o600}, modes
+    wait_remote_gone(ssh_hosts)
+    closed = accepted_logins(ssh_hosts)
+    assert {host: started[host] - before[host] for host in before} == dict.fromkeys(
+        ssh_hosts.hosts, 1
+    )
+    assert closed == started
 
 
 @pytest.mark.parametrize("name", ["pi", "calc_mean", "wiki_bag", "airline"])

@@ -16,12 +16,11 @@ distributed's SSHCluster:
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import importlib.util
 import logging
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import PurePosixPath
 from typing import Any, ClassVar
 
@@ -46,10 +45,9 @@ from ..base import (
 from ..shared.nannies import stop_workers_through_nannies
 from ..shared.scheduler_watch import preload_text
 from .hosts import (
+    HostConnections,
     end_remote_deployment,
-    install_private_files,
     plan_hosts,
-    preflight,
     read_hostfile,
     recordable_connect_options,
 )
@@ -83,21 +81,15 @@ REMOTE_CONFIG_SECTIONS = (
 )
 
 
-@contextlib.contextmanager
-def _only_config_for_remote_processes() -> Iterator[None]:
-    """While the remote processes start, this process's dask config holds only
-    :data:`REMOTE_CONFIG_SECTIONS` (changed in place: distributed reads the global dict)."""
+def _remote_config() -> dict[str, Any]:
+    """This process's dask config, only :data:`REMOTE_CONFIG_SECTIONS` (a copy)."""
     import dask.config
 
-    saved = copy.deepcopy(dask.config.config)
-    kept = {key: value for key, value in saved.items() if key in REMOTE_CONFIG_SECTIONS}
-    dask.config.config.clear()
-    dask.config.config.update(copy.deepcopy(kept))
-    try:
-        yield
-    finally:
-        dask.config.config.clear()
-        dask.config.config.update(saved)
+    return {
+        key: copy.deepcopy(value)
+        for key, value in dask.config.config.items()
+        if key in REMOTE_CONFIG_SECTIONS
+    }
 
 
 class SSHBackend(HostLeftovers, Backend):
@@ -177,97 +169,90 @@ class SSHBackend(HostLeftovers, Backend):
 
     def start(self, options: ResolvedOptions, context: StartContext) -> Running:
         """Check every host, then start the scheduler and workers over SSH."""
-        import dask
         import distributed
-        from distributed import SpecCluster
-        from distributed.deploy.ssh import Scheduler as SSHScheduler
-        from distributed.deploy.ssh import Worker as SSHWorker
+
+        from .processes import HostsCluster, RemoteScheduler, RemoteWorkers
 
         plan = plan_hosts(_host_list(options), options["workers_per_host"])
-        python = options["remote_python"] or sys.executable
         connect = {
             "connect_timeout": options["connect_timeout"],
             **options["connect_options"],
         }
-        remote_tmp = preflight(plan.distinct_hosts, connect, python, distributed.__version__)
-        # One private directory per host for scheduler and worker files and credentials,
-        # removed at close. Its path is the same on every host: the remote processes take
-        # the credentials' paths from one inherited dask config.
-        temporary = set(remote_tmp.values())
-        base = temporary.pop().rstrip("/") if len(temporary) == 1 else "/tmp"
-        remote_dir = f"{base}/daskdeploy-{context.deployment_id}"
-        remote_dirs = dict.fromkeys(plan.distinct_hosts, remote_dir)
-        security, remote_config, credentials = None, {}, None
+        security, files, file_config = None, {}, _no_files
         if options["tls"]:
             credentials = Credentials.generate(context.deployment_id)
             security = credentials.write(context.scratch_dir / "tls").security()
-            remote_files = CredentialFiles(PurePosixPath(remote_dir, "tls"))
-            remote_config = remote_files.config()
+            files = credentials.files()
+
+            def file_config(directory: str) -> dict[str, Any]:
+                return CredentialFiles(PurePosixPath(directory, hosts.file_directory)).config()
+
+        # One connection per host, checked, holding the deployment's private directory
+        # (under the host's temporary directory, removed at close).
+        hosts = HostConnections(
+            plan.distinct_hosts,
+            connect,
+            options["remote_python"] or sys.executable,
+            distributed.__version__,
+            f"daskdeploy-{context.deployment_id}",
+            files,
+            options["connect_timeout"],
+        )
+        remote = _remote_config()
+
+        def process(host: str, kwargs: dict[str, Any]) -> dict[str, Any]:
+            return {
+                "hosts": hosts,
+                "address": host,
+                "config": remote,
+                "file_config": file_config,
+                "kwargs": kwargs,
+            }
+
         scheduler_kwargs: dict[str, Any] = {
             "port": 0,
             "dashboard": options["dashboard"],
             "dashboard_address": "127.0.0.1:0",
             "preload": [preload_text(max(options["timeout"], 30.0))],
-            "local_directory": remote_dirs[plan.scheduler],
             "protocol": "tls://" if security is not None else None,
+            **_bind(options, plan.scheduler),
         }
-        scheduler_kwargs.update(_bind(options, plan.scheduler))
         workers = {
             index: {
-                "cls": SSHWorker,
-                "options": {
-                    "address": host,
-                    "connect_options": connect,
-                    "remote_python": python,
-                    "worker_class": "distributed.Nanny",
-                    "kwargs": {
+                "cls": RemoteWorkers,
+                "options": process(
+                    host,
+                    {
                         "n_workers": count,
                         "nthreads": options["threads_per_worker"],
                         "memory_limit": options["memory_per_worker"] or "auto",
                         "death_timeout": options["death_timeout"],
                         "dashboard": False,
-                        "local_directory": remote_dirs[host],
                         **_bind(options, host),
                     },
-                },
+                ),
             }
             for index, (host, count) in enumerate(plan.workers.items())
         }
+        cluster = HostsCluster(
+            hosts,
+            workers=workers,
+            scheduler={
+                "cls": RemoteScheduler,
+                "options": process(plan.scheduler, scheduler_kwargs),
+            },
+            name=context.deployment_id,
+            silence_logs="warning",
+            security=security,
+        )
 
         def end_remote() -> None:
-            _end_remote(remote_dirs, connect, options["connect_timeout"], context.deployment_id)
+            # The cluster's close ended everything over its connections; this is for the
+            # hosts where that failed.
+            left = {host: hosts.directories[host] for host in hosts.failed}
+            if left:
+                _end_remote(left, connect, options["connect_timeout"], context.deployment_id)
 
-        try:
-            if credentials is not None:
-                install_private_files(
-                    plan.distinct_hosts,
-                    str(remote_files.directory),
-                    credentials.files(),
-                    connect,
-                    python,
-                    options["connect_timeout"],
-                )
-            # distributed's SSH processes inherit this process's dask config, which tells
-            # them (by path, on their host) which credentials to use.
-            with _only_config_for_remote_processes(), dask.config.set(remote_config):
-                cluster = SpecCluster(
-                    workers=workers,
-                    scheduler={
-                        "cls": SSHScheduler,
-                        "options": {
-                            "address": plan.scheduler,
-                            "connect_options": connect,
-                            "remote_python": python,
-                            "kwargs": scheduler_kwargs,
-                        },
-                    },
-                    name=context.deployment_id,
-                    silence_logs="warning",
-                    security=security,
-                )
-        except BaseException:
-            end_remote()
-            raise
         return Running(
             address=cluster.scheduler_address,
             cluster=cluster,
@@ -278,10 +263,14 @@ class SSHBackend(HostLeftovers, Backend):
             stop=[end_remote],
             stop_workers=lambda: stop_workers_through_nannies(cluster),
             record={
-                "remote_dirs": remote_dirs,
+                "remote_dirs": dict(hosts.directories),
                 "connect_options": recordable_connect_options(connect),
             },
         )
+
+
+def _no_files(directory: str) -> dict[str, Any]:
+    return {}
 
 
 def _host_list(options: ResolvedOptions) -> list[str]:

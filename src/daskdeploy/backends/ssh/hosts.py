@@ -1,9 +1,11 @@
-"""SSH hosts for the ``ssh`` backend: host lists, hostfiles, and a preflight of every host.
+"""SSH hosts for the ``ssh`` backend: host lists, hostfiles, and one connection per host.
 
-The preflight connects to every distinct host at once, with a connect timeout, and asks
-the remote Python for its distributed version, so an unreachable host, a key that is not
-accepted, a port that never speaks SSH or a Python without distributed is reported by
-host and cause within seconds, before any scheduler or worker starts.
+:class:`HostConnections` connects to every distinct host at once, with a connect timeout,
+and asks the remote Python for its distributed version (writing the deployment's private
+files in the same remote command), so an unreachable host, a key that is not accepted, a
+port that never speaks SSH or a Python without distributed is reported by host and cause
+within seconds, before any scheduler or worker starts. The same connections then carry
+the scheduler and workers, and the clean-up at close.
 """
 
 from __future__ import annotations
@@ -20,10 +22,10 @@ from typing import Any
 from ...errors import DeploymentError
 
 __all__ = [
+    "HostConnections",
     "HostPlan",
     "end_remote_deployment",
     "plan_hosts",
-    "preflight",
     "read_hostfile",
     "recordable_connect_options",
 ]
@@ -87,26 +89,61 @@ def plan_hosts(hosts: Sequence[str], workers_per_host: int) -> HostPlan:
     return HostPlan(hosts[0], workers)
 
 
-# Reads the installed version without importing distributed (0.2 s instead of ~1 s per
-# host): the workers' own start-up reports an installation too broken to import.
-_VERSION_PROBE = (
-    "import importlib.metadata as m, tempfile; "
-    "print(m.version('distributed'), tempfile.gettempdir())"
-)
+# One remote Python per host, before anything starts: it reports the installed distributed
+# version without importing distributed (0.2 s instead of ~1 s per host: the workers' own
+# start-up reports an installation too broken to import) and the host's temporary
+# directory, and, when the version matches, writes the files it reads from standard input
+# (never from a command line, which every user of the host could read with ``ps``),
+# ``0600`` in a ``0700`` directory under that temporary directory.
+_PREPARE = """\
+import importlib.metadata as m, json, os, sys, tempfile
+version, tmp = m.version("distributed"), tempfile.gettempdir()
+print(version, tmp, flush=True)
+wanted, name, files = sys.argv[1], sys.argv[2], json.load(sys.stdin)
+if version != wanted or not files:
+    sys.exit(0)
+directory = os.path.join(tmp, name)
+try:
+    os.umask(0o077)
+    os.makedirs(directory, mode=0o700, exist_ok=True)
+    os.chmod(directory, 0o700)
+    for file, text in files.items():
+        path = os.path.join(directory, file)
+        with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as out:
+            out.write(text)
+except OSError as exc:
+    print(f"could not write {directory}: {exc.strerror}", file=sys.stderr)
+    sys.exit(3)
+"""
+_WRITE_FAILED = 3  # exit status of _PREPARE when the files could not be written
 
 
-async def _probe(host: str, options: Mapping[str, Any], python: str) -> tuple[str, str]:
-    import asyncssh
+class _InstallError(RuntimeError):
+    """The files could not be written on a host (the check itself passed)."""
 
-    async with asyncssh.connect(host, **options) as connection:
-        result = await connection.run(
-            f"{shlex.quote(python)} -c {shlex.quote(_VERSION_PROBE)}", check=False
-        )
-    if result.exit_status != 0:
-        said = str(result.stderr or result.stdout).strip().splitlines()[-1:] or ["no output"]
+    def __init__(self, message: str, tmp: str) -> None:
+        super().__init__(message)
+        self.tmp = tmp
+
+
+def _last_line(result: Any) -> str:
+    said = str(result.stderr or result.stdout).strip().splitlines()[-1:]
+    return said[0] if said else "no output"
+
+
+async def _probe(
+    connection: Any, python: str, local_version: str, subdirectory: str, files: Mapping[str, str]
+) -> tuple[str, str]:
+    """Run :data:`_PREPARE` on ``connection``; return the remote version and temporary dir."""
+    command = shlex.join([python, "-c", _PREPARE, local_version, subdirectory])
+    result = await connection.run(command, input=json.dumps(dict(files)), check=False)
+    if result.exit_status == _WRITE_FAILED:
+        raise _InstallError(_last_line(result), str(result.stdout).split(maxsplit=1)[-1].strip())
+    if result.exit_status != 0 or not str(result.stdout).strip():
         raise RuntimeError(
             f"the remote Python {python!r} could not report its distributed version; set "
-            f"remote_python to a Python with distributed installed (it said: {said[0]})"
+            f"remote_python to a Python with distributed installed (it said: "
+            f"{_last_line(result)})"
         )
     version, tmp = str(result.stdout).split(maxsplit=1)
     return version, tmp.strip()
@@ -140,97 +177,136 @@ def _cause(exc: BaseException, options: Mapping[str, Any]) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-def preflight(
-    hosts: Sequence[str], options: Mapping[str, Any], python: str, local_version: str
-) -> dict[str, str]:
-    """Check every host at once; return each host's temporary directory.
+class HostConnections:
+    """One SSH connection per host for a deployment's whole life.
 
-    Raises
-    ------
-    DeploymentError
-        Naming every host that failed and why.
+    :meth:`open` connects to every host at once, with the connect timeout, and on each runs
+    one remote Python that checks the distributed version and writes the deployment's
+    private files (:data:`_PREPARE`). The scheduler and workers are then started as further
+    sessions of the same connections (:mod:`.processes`), and :meth:`close` ends what is
+    left on each host and removes its directory over them too: no host is connected to
+    twice. Its coroutines run on the event loop of the cluster that starts the processes.
+
+    Parameters
+    ----------
+    hosts
+        Every host once.
+    options
+        ``asyncssh.connect`` arguments (``connect_timeout`` included).
+    python
+        The remote Python.
+    local_version
+        distributed's version here; every host must have the same.
+    tag
+        The name of the deployment's directory under each host's temporary directory
+        (``daskdeploy-<id>``); its processes carry it on their command lines.
+    files
+        Name to text of the private files written into ``<tag>/tls`` (none: no files).
+    timeout
+        Seconds for each host to connect; the remote check gets 10 s more.
     """
 
-    async def check_all() -> list[Any]:
-        return await asyncio.gather(
-            *(_probe(host, options, python) for host in hosts), return_exceptions=True
-        )
+    def __init__(
+        self,
+        hosts: Sequence[str],
+        options: Mapping[str, Any],
+        python: str,
+        local_version: str,
+        tag: str,
+        files: Mapping[str, str],
+        timeout: float,
+    ) -> None:
+        if not re.fullmatch(r"[A-Za-z0-9_.-]+", tag):
+            raise ValueError(f"unsafe directory name {tag!r}")
+        self.hosts = list(hosts)
+        self.options = dict(options)
+        self.python = python
+        self.local_version = local_version
+        self.tag = tag
+        self.files = dict(files)
+        self.timeout = timeout
+        #: Host to its deployment directory, known once :meth:`open` has run.
+        self.directories: dict[str, str] = {}
+        #: Hosts :meth:`close` could not clean up, with the cause.
+        self.failed: dict[str, str] = {}
+        self._connections: dict[str, Any] = {}
+        self.opened = False
 
-    results = asyncio.run(check_all())
-    problems = []
-    temporary_directories = {}
-    for host, result in zip(hosts, results, strict=True):
-        if isinstance(result, BaseException):
-            problems.append(f"  {host}: {_cause(result, options)}")
-        elif result[0] != local_version:
-            problems.append(
-                f"  {host}: distributed {result[0]} there, {local_version} here; install the "
-                f"same version on every host (or point remote_python at a matching environment)"
+    def connection(self, host: str) -> Any:
+        """The open ``asyncssh`` connection to ``host``."""
+        return self._connections[host]
+
+    @property
+    def file_directory(self) -> str:
+        """Where the private files go, relative to a host's deployment directory."""
+        return "tls"
+
+    async def _prepare(self, host: str) -> tuple[str, str]:
+        import asyncssh
+
+        connection = await asyncssh.connect(host, **self.options)
+        self._connections[host] = connection
+        subdirectory = f"{self.tag}/{self.file_directory}" if self.files else self.tag
+        return await _probe(connection, self.python, self.local_version, subdirectory, self.files)
+
+    async def open(self) -> None:
+        """Connect to, check and prepare every host at once.
+
+        Raises
+        ------
+        DeploymentError
+            Naming every host that failed and why; every connection is closed again and
+            nothing is left on the hosts.
+        """
+        self.opened = True
+        jobs = (asyncio.wait_for(self._prepare(host), self.timeout + 10) for host in self.hosts)
+        results = await asyncio.gather(*jobs, return_exceptions=True)
+        problems, unwritable = [], []
+        for host, result in zip(self.hosts, results, strict=True):
+            if isinstance(result, _InstallError):
+                unwritable.append(f"  {host}: {result}")
+                self.directories[host] = f"{result.tmp.rstrip('/')}/{self.tag}"  # partly written
+            elif isinstance(result, BaseException):
+                problems.append(f"  {host}: {_cause(result, self.options)}")
+            elif result[0] != self.local_version:
+                problems.append(
+                    f"  {host}: distributed {result[0]} there, {self.local_version} here; "
+                    f"install the same version on every host (or point remote_python at a "
+                    f"matching environment)"
+                )
+            else:
+                self.directories[host] = f"{result[1].rstrip('/')}/{self.tag}"
+        if problems or unwritable:
+            await self.close()
+            if problems:
+                raise DeploymentError(
+                    "SSH hosts not usable, nothing was started:\n" + "\n".join(problems)
+                )
+            raise DeploymentError(
+                "Could not install the TLS credentials, nothing was started:\n"
+                + "\n".join(unwritable)
             )
-        else:
-            temporary_directories[host] = result[1]
-    if problems:
-        raise DeploymentError("SSH hosts not usable, nothing was started:\n" + "\n".join(problems))
-    return temporary_directories
 
-
-_WRITE_PRIVATE_FILES = """\
-import json, os, sys
-os.umask(0o077)
-directory, files = sys.argv[1], json.load(sys.stdin)
-os.makedirs(directory, mode=0o700, exist_ok=True)
-os.chmod(directory, 0o700)
-for name, text in files.items():
-    path = os.path.join(directory, name)
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "w") as stream:
-        stream.write(text)
-"""
-
-
-def install_private_files(
-    hosts: Sequence[str],
-    directory: str,
-    files: Mapping[str, str],
-    options: Mapping[str, Any],
-    python: str,
-    timeout: float,
-) -> None:
-    """Write ``files`` (name to text), ``0600`` in ``directory`` (``0700``), on every host.
-
-    The contents travel on the SSH channel's standard input, never on a command line
-    (which every user of the host could read with ``ps``).
-
-    Raises
-    ------
-    DeploymentError
-        Naming every host where writing failed and why.
-    """
-    import asyncssh
-
-    command = shlex.join([python, "-c", _WRITE_PRIVATE_FILES, directory])
-    payload = json.dumps(dict(files))
-
-    async def install(host: str) -> None:
-        async with asyncssh.connect(host, **options) as connection:
-            result = await connection.run(command, input=payload, check=False)
-        if result.exit_status != 0:
-            said = str(result.stderr or result.stdout).strip().splitlines()[-1:] or ["no output"]
-            raise RuntimeError(f"could not write {directory}: {said[0]}")
-
-    async def install_all() -> list[Any]:
-        jobs = (asyncio.wait_for(install(host), timeout + 5) for host in hosts)
-        return await asyncio.gather(*jobs, return_exceptions=True)
-
-    results = asyncio.run(install_all())
-    problems = [
-        f"  {host}: {_cause(result, options)}"
-        for host, result in zip(hosts, results, strict=True)
-        if isinstance(result, BaseException)
-    ]
-    if problems:
-        raise DeploymentError(
-            "Could not install the TLS credentials, nothing was started:\n" + "\n".join(problems)
+    async def close(self, grace: float = 0.0) -> None:
+        """End the deployment's processes and remove its directory on every host, then
+        disconnect; hosts where that failed are in :attr:`failed`."""
+        hosts = [host for host in self.directories if host in self._connections]
+        jobs = (
+            asyncio.wait_for(
+                _end_over(self._connections[host], self.tag, self.directories[host], grace),
+                grace + 10,
+            )
+            for host in hosts
+        )
+        results = await asyncio.gather(*jobs, return_exceptions=True)
+        for host, result in zip(hosts, results, strict=True):
+            if isinstance(result, BaseException):
+                self.failed[host] = _cause(result, self.options)
+        connections, self._connections = list(self._connections.values()), {}
+        for connection in connections:
+            connection.close()
+        await asyncio.gather(
+            *(connection.wait_closed() for connection in connections), return_exceptions=True
         )
 
 
@@ -284,25 +360,10 @@ def end_remote_deployment(
 
     if not re.fullmatch(r"[A-Za-z0-9_.-]+", tag):
         raise ValueError(f"unsafe process tag {tag!r}")
-    pattern = shlex.quote(tag)
-    waits = " ".join(str(i) for i in range(max(0, round(grace / 0.25))))
-    wait_first = (
-        f"for i in {waits}; do pgrep -f {pattern} >/dev/null || break; sleep 0.25; done; "
-        if waits
-        else ""
-    )
 
     async def end(host: str, path: str) -> None:
-        # The script goes to `sh -s` on standard input: a command line holding the tag
-        # (or the directory, which holds it) would be matched by pkill and killed itself,
-        # and would keep pgrep on this or another host (sharing a process table) waiting.
-        script = (
-            f"{wait_first}pkill -TERM -f {pattern}; for i in 1 2 3 4 5 6; do "
-            f"pgrep -f {pattern} >/dev/null || break; sleep 0.5; done; "
-            f"pkill -KILL -f {pattern}; rm -rf -- {shlex.quote(path)}; true\n"
-        )
         async with asyncssh.connect(host, **options) as connection:
-            await connection.run("sh -s", input=script, check=True)
+            await _end_over(connection, tag, path, grace)
 
     async def end_all() -> list[Any]:
         jobs = (asyncio.wait_for(end(h, p), timeout + grace + 10) for h, p in directories.items())
@@ -314,3 +375,24 @@ def end_remote_deployment(
         for host, result in zip(directories, results, strict=True)
         if isinstance(result, BaseException)
     }
+
+
+async def _end_over(connection: Any, tag: str, path: str, grace: float) -> None:
+    """On ``connection``'s host: end the processes whose command line holds ``tag`` (after
+    ``grace`` seconds to exit by themselves), then remove ``path``."""
+    pattern = shlex.quote(tag)
+    waits = " ".join(str(i) for i in range(max(0, round(grace / 0.25))))
+    wait_first = (
+        f"for i in {waits}; do pgrep -f {pattern} >/dev/null || break; sleep 0.25; done; "
+        if waits
+        else ""
+    )
+    # The script goes to `sh -s` on standard input: a command line holding the tag (or the
+    # directory, which holds it) would be matched by pkill and killed itself, and would keep
+    # pgrep on this or another host (sharing a process table) waiting.
+    script = (
+        f"{wait_first}pkill -TERM -f {pattern}; for i in 1 2 3 4 5 6; do "
+        f"pgrep -f {pattern} >/dev/null || break; sleep 0.5; done; "
+        f"pkill -KILL -f {pattern}; rm -rf -- {shlex.quote(path)}; true\n"
+    )
+    await connection.run("sh -s", input=script, check=True)
