@@ -28,7 +28,7 @@ import pytest
 from conftest import REPO, require, require_module
 from reference_answers import check_pi
 
-SECTIONS = ("startup", "workloads", "scaling", "imports")
+SECTIONS = ("startup", "workloads", "scaling", "imports", "workers")
 BACKENDS = ("local", "mpi")
 FIGURES = ("startup", "workloads", "scaling")
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -61,10 +61,15 @@ def test_run_all_smoke(sandbox):
     assert report["scaling"]["workloads"]["gil"]["correct"]
     assert report["scaling"]["workloads"]["pi"]["consistent"]
     assert report["imports"]["ratio"] > 0
+    # Start-up CPU of one worker, ours and raw dask-jobqueue's, on the private SLURM cluster.
+    workers = report["workers"]
+    assert all(value > 0 for value in workers["worker_cpu"]["medians"].values())
+    assert workers["settings"]["nodes"] * workers["settings"]["cpus_per_node"] >= 64
 
     names = [target["name"] for target in report["targets"]]
     assert any(name.startswith("startup: local") for name in names)
     assert any(name.startswith("imports:") for name in names)
+    assert any(name.startswith("workers: slurm start-up CPU") for name in names)
     assert sum(name.startswith("scaling:") for name in names) == 2
     for name in FIGURES:
         png = out / f"{name}.png"
