@@ -31,6 +31,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+import job_wait
 from conftest import REPO, require
 
 DOCS = REPO / "docs"
@@ -321,6 +322,35 @@ def test_markers_parse_with_page_and_line():
     assert (block.steps[0].command, block.steps[0].shown) == ("true", [(1, "ok")])
 
 
+def test_fast_sbatch_wait_prints_and_exits_as_sbatch_wait_does(slurm, sandbox):
+    """The wrapper against the real ``sbatch --wait``, side by side: the same line, the job's
+    exit code, 1 for a job ended by a signal; other command lines are the real sbatch's."""
+    real = shutil.which("sbatch")
+    assert real, "sbatch is not on PATH"
+    wrapper = str(job_wait.install(sandbox.root / "bin", real))
+    jobs = {"exit 3": 3, "kill -TERM $$": 1, "sleep 1": 0}
+    runs = {
+        (command, program): subprocess.Popen(
+            [program, "--wait", "-o", "/dev/null", "--wrap", command],
+            cwd=sandbox.root,
+            env=sandbox.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for command in jobs
+        for program in (real, wrapper)
+    }
+    for (command, program), process in runs.items():
+        output, _ = process.communicate(timeout=120)
+        assert re.fullmatch(r"Submitted batch job \d+\n", output), (program, output)
+        assert process.returncode == jobs[command], (command, program, output)
+    version = [real, "--version"]
+    assert subprocess.run([wrapper, "--version"], capture_output=True, text=True).stdout == (
+        subprocess.run(version, capture_output=True, text=True).stdout
+    )
+
+
 # ------------------------------------------------------------------------ the pages
 
 
@@ -333,10 +363,21 @@ def test_page_commands_run(page_run, sandbox, tutorial_dir):
         documented["daskdeploy"]["ssh"]["connect_options"].update(component.connect_options())
         config_dir = Path(sandbox.env["DASK_CONFIG"])
         (config_dir / "daskdeploy.yaml").write_text(yaml.safe_dump(documented))
+    if environment == "slurm":
+        _fast_sbatch_wait(sandbox)
     run_blocks(page, environment, tutorial_dir, sandbox.env)
     if environment in ("slurm", "sge"):
         assert component.wait_for_no_jobs(timeout=30)
     sandbox.assert_clean()
+
+
+def _fast_sbatch_wait(sandbox) -> None:
+    """Put tests/job_wait.py's sbatch first on the blocks' PATH: ``sbatch --wait`` then
+    returns within 0.2 s of the job's end, not up to 32 s later; the rest is the real sbatch."""
+    real = shutil.which("sbatch", path=sandbox.env.get("PATH"))
+    assert real, "sbatch is not on PATH"
+    wrapper = job_wait.install(sandbox.root / "bin", real)
+    sandbox.env["PATH"] = os.pathsep.join([str(wrapper.parent), sandbox.env["PATH"]])
 
 
 def _documented_config() -> dict:
