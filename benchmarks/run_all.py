@@ -1,7 +1,7 @@
 """Run every daskdeploy benchmark in one go: JSON, PNG figures and a markdown report.
 
     python benchmarks/run_all.py [--smoke] [--repeats 5] [--backends local,slurm,...]
-                                 [--sections startup,workloads,scaling,imports,adoption]
+                                 [--sections startup,workloads,scaling,imports,adoption,workers]
                                  [--max-workers N] [--out benchmarks/results]
                                  [--publish docs/benchmarks]
     python benchmarks/run_all.py --from-json benchmarks/results/benchmarks.json
@@ -16,7 +16,10 @@ Sections (all by default, in this order):
 * ``scaling``: strong scaling of a GIL-bound and a NumPy workload on this machine,
   daskdeploy ``local`` against Dask's threaded and multiprocessing schedulers and a plain
   ``multiprocessing.Pool`` (``scaling.py``);
-* ``imports``: ``import daskdeploy`` against ``import distributed`` (``imports.py``).
+* ``imports``: ``import daskdeploy`` against ``import distributed`` (``imports.py``);
+* ``adoption``: what adoption costs a script that makes no cluster (``adoption.py``);
+* ``workers``: 1, 16 and 64 workers on a private SLURM cluster, time to connect and
+  start-up CPU per worker, against dask-jobqueue (``workers.py``).
 
 Backends that cannot run here are reported as skipped, with the reason. This is a
 benchmark, not a test: it exits 0 whether or not the targets are met. :func:`main` returns
