@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from pathlib import Path
 from urllib.parse import urlparse
 
 import dask
 import dask.array as da
 import psutil
+import pytest
 from distributed import Client, get_client
 
 import daskdeploy
@@ -218,3 +220,17 @@ def test_workers_import_a_module_that_sits_next_to_the_script(sandbox, tmp_path)
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == [f"total {sum(i * i for i in range(10))}"]
     sandbox.assert_clean()
+
+
+def test_scale_beyond_the_machine_is_refused_and_the_workers_stay():
+    with daskdeploy.deploy("local", workers=1, quiet=True) as client:
+        before = _children()
+        started = time.monotonic()
+        with pytest.raises(daskdeploy.OptionError, match="100000 local worker processes cannot"):
+            client.cluster.scale(100000)
+        with pytest.raises(daskdeploy.OptionError, match="cannot fit this machine"):
+            client.cluster.adapt(minimum=1, maximum=100000)
+        assert time.monotonic() - started < 1
+        assert _children() == before
+        assert len(client.scheduler_info(n_workers=-1)["workers"]) == 1
+        assert client.submit(sum, [1, 2, 3]).result() == 6

@@ -11,6 +11,7 @@ deployment's connections TLS with credentials only it holds.
 from __future__ import annotations
 
 import contextlib
+import math
 from typing import Any, ClassVar
 
 from ..credentials import write_private
@@ -31,6 +32,26 @@ def _worker_count(options: ResolvedOptions) -> int:
     from dask.system import CPU_COUNT
 
     return max(1, CPU_COUNT // options["threads_per_worker"])
+
+
+def _checked_local_cluster(options: ResolvedOptions) -> type:
+    """:class:`distributed.LocalCluster` whose ``scale(n)`` and ``adapt(maximum=n)``
+    refuse ``n`` workers that cannot fit this machine, as the start does."""
+    from distributed import LocalCluster
+
+    class Checked(LocalCluster):
+        def scale(self, n: int = 0, memory: Any = None, cores: Any = None) -> None:
+            if n:
+                check_fits(options, int(n))
+            super().scale(n, memory=memory, cores=cores)
+
+        def adapt(self, *args: Any, maximum: float = math.inf, **kwargs: Any) -> Any:
+            if maximum != math.inf:
+                check_fits(options, int(maximum))
+            return super().adapt(*args, maximum=maximum, **kwargs)
+
+    Checked.__name__ = Checked.__qualname__ = "LocalCluster"
+    return Checked
 
 
 class LocalBackend(Backend):
@@ -121,9 +142,7 @@ def _local_cluster(
     security: Any,
     network: dict[str, Any],
 ) -> Any:
-    from distributed import LocalCluster
-
-    return LocalCluster(
+    return _checked_local_cluster(options)(
         name=context.deployment_id,
         n_workers=workers,
         threads_per_worker=options["threads_per_worker"],
