@@ -1,10 +1,13 @@
 """The remote scheduler and workers of the ``ssh`` backend, over the hosts' open connections.
 
 distributed's ``SSHCluster`` opens a new SSH connection for every scheduler and worker
-entry and runs ``uname`` over it before starting the process. Here every process is a
-further session of the one connection :class:`~.hosts.HostConnections` opened (and
-checked) per host, and :class:`HostsCluster` opens those connections before the scheduler
-starts and ends everything on the hosts over them when it closes.
+entry, runs ``uname`` over it, and starts the workers' Pythons only once the scheduler is
+up. Here every process is a further session of the one connection
+:class:`~.hosts.HostConnections` opened (and checked) per host, and :class:`HostsCluster`
+opens those connections, then starts the workers' Pythons at the same time as the
+scheduler: they import distributed meanwhile and read the scheduler's address from their
+standard input once it is known. It ends everything on the hosts over the same
+connections when it closes.
 """
 
 from __future__ import annotations
@@ -39,10 +42,16 @@ class HostsCluster(SpecCluster):
     then what is left is ended and the deployment's directory removed.
     """
 
-    def __init__(self, hosts: HostConnections, **kwargs: Any) -> None:
+    def __init__(
+        self, hosts: HostConnections, workers: Mapping[Any, dict[str, Any]], **kwargs: Any
+    ) -> None:
         self.hosts = hosts
+        #: Worker entries whose process was started before the scheduler, by name.
+        self._early: dict[Any, RemoteWorkers] = {}
+        self._worker_classes = {name: spec["cls"] for name, spec in workers.items()}
+        workers = {name: {**spec, "cls": self._worker} for name, spec in workers.items()}
         try:
-            super().__init__(**kwargs)
+            super().__init__(workers=workers, **kwargs)
         except BaseException:
             # SpecCluster leaves its event-loop thread running when the start fails.
             with contextlib.suppress(Exception):
@@ -50,15 +59,30 @@ class HostsCluster(SpecCluster):
             self._loop_runner.stop()
             raise
 
+    def _worker(self, scheduler: str, name: Any, **options: Any) -> RemoteWorkers:
+        """The worker entry ``name`` (what SpecCluster calls its spec's ``cls`` for)."""
+        worker = self._early.pop(name, None)
+        if worker is None:
+            worker = self._worker_classes[name](scheduler, name=name, **options)
+        worker.scheduler = scheduler
+        return worker
+
     async def _start(self) -> None:
         if not self.hosts.opened:
             await self.hosts.open()
+            for name, spec in self.worker_spec.items():
+                worker = self._worker_classes[name](None, name=name, **spec["options"])
+                self._early[name] = worker
+                await worker.begin()
         await super()._start()
 
     async def _close(self) -> None:
         try:
             await super()._close()
         finally:
+            early, self._early = list(self._early.values()), {}
+            for worker in early:  # the scheduler never started
+                await worker.close()
             await self.hosts.close(grace=CLOSE_GRACE)
 
 
@@ -99,18 +123,21 @@ class _RemoteProcess(ProcessInterface):
         dask.config.set(self.file_config(self.hosts.directories[self.host]), config=config)
         return config
 
-    async def _launch(self, arguments: list[str], ready: str, count: int) -> list[str]:
-        """Start the process; return the first ``count`` lines holding ``ready``."""
+    async def _launch(self, python_arguments: list[str]) -> None:
+        """Start ``python *python_arguments`` on the host with the inherited config."""
         import dask.config
 
         command = " ".join(
             [
                 "env",
                 f"DASK_INTERNAL_INHERIT_CONFIG={dask.config.serialize(self._config())}",
-                shlex.join([self.hosts.python, "-m", "distributed.cli.dask_spec", *arguments]),
+                shlex.join([self.hosts.python, *python_arguments]),
             ]
         )
         self.proc = await self.hosts.connection(self.host).create_process(command)
+
+    async def _ready(self, ready: str, count: int) -> list[str]:
+        """The first ``count`` lines the process logs holding ``ready``."""
         found: list[str] = []
         said: list[str] = []
         while len(found) < count:
@@ -138,18 +165,30 @@ class RemoteScheduler(_RemoteProcess):
 
     async def start(self) -> None:
         spec = {"cls": "distributed.Scheduler", "opts": self._options()}
-        (line,) = await self._launch(["--spec", json.dumps(spec)], "Scheduler at:", 1)
+        await self._launch(["-m", "distributed.cli.dask_spec", "--spec", json.dumps(spec)])
+        (line,) = await self._ready("Scheduler at:", 1)
         self.address = line.split("Scheduler at:")[1].strip()
         await super().start()
 
 
+#: What a workers' Python runs: ``distributed.cli.dask_spec`` with the scheduler's address
+#: read from standard input, so that it can start (and import distributed) before the
+#: scheduler's address is known. Without an address (the scheduler never started) it exits.
+_WAIT_FOR_SCHEDULER = (
+    "import sys; from distributed.cli.dask_spec import main; "
+    "address = sys.stdin.readline().strip(); "
+    "address and main([address, *sys.argv[1:]], prog_name='dask-spec')"
+)
+
+
 class RemoteWorkers(_RemoteProcess):
     """``n_workers`` workers (of ``worker_class``, a nanny by default) in one process tree
-    on a host; SpecCluster passes the scheduler's address and the entry's name."""
+    on a host. SpecCluster passes the scheduler's address and the entry's name;
+    :meth:`begin` may start the Python before the address is known."""
 
     def __init__(
         self,
-        scheduler: str,
+        scheduler: str | None,
         hosts: HostConnections,
         address: str,
         config: Mapping[str, Any],
@@ -164,10 +203,15 @@ class RemoteWorkers(_RemoteProcess):
         self.worker_class = worker_class
         self.n_workers = self.kwargs.pop("n_workers", 1)
 
+    async def begin(self) -> None:
+        """Start the workers' Python; it waits for the scheduler's address."""
+        if self.proc is None:
+            options = self._options()
+            spec = {i: {"cls": self.worker_class, "opts": options} for i in range(self.n_workers)}
+            await self._launch(["-c", _WAIT_FOR_SCHEDULER, "--spec", json.dumps(spec)])
+
     async def start(self) -> None:
-        options = self._options()
-        spec = {i: {"cls": self.worker_class, "opts": options} for i in range(self.n_workers)}
-        await self._launch(
-            [self.scheduler, "--spec", json.dumps(spec)], "worker at", self.n_workers
-        )
+        await self.begin()
+        self.proc.stdin.write(f"{self.scheduler}\n")
+        await self._ready("worker at", self.n_workers)
         await super().start()
