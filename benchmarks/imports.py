@@ -28,7 +28,7 @@ STATEMENTS = {
 """What each timed interpreter runs; ``python`` is the bare interpreter start-up."""
 TARGET = 1.1
 """Maximum ratio of median wall times, daskdeploy / distributed."""
-RUNS, SMOKE_RUNS = 9, 3
+RUNS, SMOKE_RUNS = 9, 1
 
 
 def _time_statement(statement: str, cwd: str) -> float:
@@ -50,13 +50,13 @@ def run(
     repeats
         The run's ``--repeats``: asks for more than the default rounds if larger.
     smoke
-        Fewer rounds (3) when ``runs`` is not given.
+        One round (when ``runs`` is not given) and no warm-up: checks that it runs.
     meter
         A :class:`common.LoadMeter`: background load during each round.
     notes
         Receives a line when a statement fails.
     runs
-        Timed runs per statement (default: 3 when smoke, else max(9, repeats)).
+        Timed runs per statement (default: 1 when smoke, else max(9, repeats)).
 
     Returns
     -------
@@ -72,7 +72,7 @@ def run(
     background: list[float | None] = []
     with tempfile.TemporaryDirectory(prefix="bench-imports-") as cwd:
         try:
-            for name in names:  # warm-up, untimed
+            for name in names if not smoke else ():  # warm-up, untimed (none in a smoke run)
                 _time_statement(STATEMENTS[name], cwd)
             for i in range(runs):
                 with meter.interval() as load:
@@ -91,7 +91,8 @@ def run(
     return {
         "runs": runs,
         "statements": STATEMENTS,
-        "order": "one untimed warm-up each, then rotating order per round",
+        "order": ("no warm-up (smoke), " if smoke else "one untimed warm-up each, then ")
+        + "rotating order per round",
         "seconds": seconds,
         "median": medians,
         "net_median": net,
