@@ -94,6 +94,20 @@ def test_more_jobs_than_max_job_count_are_refused_at_once(small_arrays, sandbox)
     sandbox.assert_clean()
 
 
+def test_scale_beyond_max_job_count_is_refused_and_the_jobs_stay(small_arrays):
+    with daskdeploy.deploy("slurm", workers=1, quiet=True) as client:
+        started = time.monotonic()
+        with pytest.raises(daskdeploy.DeploymentError, match=r"MaxJobCount \(10000\)"):
+            client.cluster.scale(100000)
+        with pytest.raises(daskdeploy.DeploymentError, match="100000 SLURM jobs"):
+            client.cluster.adapt(minimum=1, maximum=100000)
+        assert time.monotonic() - started < 1
+        jobs = [job for job in small_arrays.jobs() if job["name"] == client.deployment.id]
+        assert len(jobs) == 1, jobs
+        assert client.submit(sum, [1, 2, 3]).result() == 6
+    assert small_arrays.wait_for_no_jobs(timeout=30)
+
+
 def test_sge_dry_run_splits_at_max_aj_tasks(sge, sandbox):
     require_module("dask_jobqueue", extra="sge")
     shown = sge.run("qconf", "-sconf").stdout

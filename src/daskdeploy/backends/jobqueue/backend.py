@@ -411,6 +411,7 @@ class JobQueueBackend(BatchJobLeftovers, Backend):
                 submitter=submitter,
                 security=security,
                 retire_after=_earliest_retirement(options),
+                check_workers=lambda workers: _submissions(system, options, limits, workers),
                 **_job_kwargs(system, options, job_name, str(log_dir.path)),
             )
         except BaseException:

@@ -22,10 +22,11 @@ import contextlib
 import importlib
 import itertools
 import logging
+import math
 import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -253,11 +254,36 @@ class _ReplacingCluster:
     crash_window = 30.0
     crash_limit = 3
 
-    def __init__(self, *args: Any, retire_after: float | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        retire_after: float | None = None,
+        check_workers: Callable[[int], None] | None = None,
+        **kwargs: Any,
+    ) -> None:
         self._replaced_at: dict[str, list[float]] = {}
         self._joined_at: dict[str, float] = {}
         self.retire_after = retire_after
+        self.check_workers = check_workers
         super().__init__(*args, **kwargs)
+
+    def scale(
+        self, n: int | None = None, jobs: int = 0, memory: Any = None, cores: Any = None
+    ) -> Any:
+        """As dask-jobqueue's, after ``check_workers`` accepted the number of workers."""
+        workers = n if n is not None else jobs * self._dummy_job.worker_processes
+        if workers and self.check_workers is not None:
+            self.check_workers(int(workers))
+        return super().scale(n, jobs=jobs, memory=memory, cores=cores)
+
+    def adapt(self, *args: Any, **kwargs: Any) -> Any:
+        """As dask-jobqueue's, after ``check_workers`` accepted the maximum."""
+        maximum = kwargs.get("maximum")
+        if kwargs.get("maximum_jobs") is not None:
+            maximum = kwargs["maximum_jobs"] * self._dummy_job.worker_processes
+        if maximum is not None and maximum != math.inf and self.check_workers is not None:
+            self.check_workers(int(maximum))
+        return super().adapt(*args, **kwargs)
 
     def _update_worker_status(self, op: str, msg: Any) -> None:
         name = None
@@ -348,7 +374,9 @@ def deploy_cluster_class(system: BatchSystem) -> type:
     """The dask-jobqueue cluster class of ``system`` with daskdeploy's job and replacement.
 
     Its jobs take a ``submitter`` (an :class:`ArraySubmitter`) and the cluster a
-    ``retire_after`` (seconds after which a worker may leave at the end of its lifetime).
+    ``retire_after`` (seconds after which a worker may leave at the end of its lifetime)
+    and a ``check_workers`` (called with the number of workers before ``scale`` and
+    ``adapt``; raises to refuse it).
     """
     base = _import_class(system.cluster_class)
     job_cls = type(f"Deploy{base.job_cls.__name__}", (_SubmittedJob, base.job_cls), {})
