@@ -109,6 +109,25 @@ def test_one_ssh_connection_per_host_from_start_to_close(ssh_hosts):
     assert closed == started
 
 
+def test_scheduler_that_cannot_start_leaves_no_waiting_workers(ssh_hosts):
+    # The workers' Pythons start before the scheduler is up; when it never comes up they
+    # must go too, with the deployment's directories.
+    before = set(Path("/tmp").glob("daskdeploy-dd-*"))  # the hosts' sessions use /tmp
+    started = time.monotonic()
+    with pytest.raises(Exception, match="nosuch0") as info:
+        daskdeploy.deploy(
+            "ssh",
+            hosts=layout(ssh_hosts),
+            connect_options=ssh_hosts.connect_options(),
+            interface="nosuch0",
+            quiet=True,
+        )
+    assert time.monotonic() - started < 30, info.value
+    assert not ssh_hosts.remote_processes(REMOTE)
+    left = set(Path("/tmp").glob("daskdeploy-dd-*")) - before
+    assert not [path for path in left if re.fullmatch(r"daskdeploy-dd-[0-9a-f]+", path.name)]
+
+
 @pytest.mark.parametrize("name", ["pi", "calc_mean", "wiki_bag", "airline"])
 def test_examples_run_unchanged(ssh_hosts, sandbox, airline_dir, wiki_dir, name):
     argv = example_argv(name, wiki_dir, airline_dir)

@@ -12,6 +12,7 @@ connections when it closes.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import copy
 import json
@@ -71,9 +72,8 @@ class HostsCluster(SpecCluster):
         if not self.hosts.opened:
             await self.hosts.open()
             for name, spec in self.worker_spec.items():
-                worker = self._worker_classes[name](None, name=name, **spec["options"])
-                self._early[name] = worker
-                await worker.begin()
+                self._early[name] = self._worker_classes[name](None, name=name, **spec["options"])
+            await asyncio.gather(*(worker.begin() for worker in self._early.values()))
         await super()._start()
 
     async def _close(self) -> None:
@@ -112,6 +112,9 @@ class _RemoteProcess(ProcessInterface):
         self.kwargs = dict(kwargs)
         self.proc: Any = None
 
+    #: What the process is, in messages.
+    role = "process"
+
     def _options(self) -> dict[str, Any]:
         """The process's keyword arguments, in the host's deployment directory."""
         return {**self.kwargs, "local_directory": self.hosts.directories[self.host]}
@@ -144,7 +147,7 @@ class _RemoteProcess(ProcessInterface):
             line = await self.proc.stderr.readline()
             if not line.strip():
                 raise RuntimeError(
-                    f"{type(self).__name__} on {self.host} exited before it started; it said: "
+                    f"The {self.role} on {self.host} exited before it started; it said: "
                     + (" | ".join(said[-5:]) or "nothing")
                 )
             said.append(line.strip())
@@ -155,13 +158,16 @@ class _RemoteProcess(ProcessInterface):
 
     async def close(self) -> None:
         if self.proc is not None:
-            self.proc.kill()  # a signal request, where sshd honours it; close ends the rest
+            with contextlib.suppress(OSError):  # the session may have ended already
+                self.proc.kill()  # a signal request, where sshd honours it
             self.proc.close()
         await super().close()
 
 
 class RemoteScheduler(_RemoteProcess):
     """The scheduler, on its host; its address is known once :meth:`start` returns."""
+
+    role = "scheduler"
 
     async def start(self) -> None:
         spec = {"cls": "distributed.Scheduler", "opts": self._options()}
@@ -185,6 +191,8 @@ class RemoteWorkers(_RemoteProcess):
     """``n_workers`` workers (of ``worker_class``, a nanny by default) in one process tree
     on a host. SpecCluster passes the scheduler's address and the entry's name;
     :meth:`begin` may start the Python before the address is known."""
+
+    role = "workers"
 
     def __init__(
         self,
@@ -212,6 +220,7 @@ class RemoteWorkers(_RemoteProcess):
 
     async def start(self) -> None:
         await self.begin()
-        self.proc.stdin.write(f"{self.scheduler}\n")
+        with contextlib.suppress(OSError):  # it exited already: _ready says what it said
+            self.proc.stdin.write(f"{self.scheduler}\n")
         await self._ready("worker at", self.n_workers)
         await super().start()
