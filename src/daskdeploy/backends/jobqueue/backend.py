@@ -591,15 +591,12 @@ def _job_kwargs(
     if local_directory is None:
         prologue += worker_scratch_lines(job_name)
         local_directory = f'"${WORKER_DIR_VARIABLE}"'
-    variables = worker_processes.environment()
-    if variables:
-        prologue.append(_export_line(variables))
     worker_args = [] if options["worker_dashboard"] else ["--no-dashboard"]
     if options["nanny"]:
         worker_args += worker_processes.quoted_nanny_arguments()
     worker_args += lifetime_args(options["lifetime"], walltime)
     worker_args += options["worker_extra_args"]
-    return {
+    kwargs = {
         "cores": layout.cores,
         "memory": layout.memory,
         "processes": layout.processes,
@@ -619,6 +616,11 @@ def _job_kwargs(
             specific.get("job_extra_directives", []), list(options["job_extra_directives"])
         ),
     }
+    # Last, whatever a system did with the prologue: the worker's Python starts after it.
+    variables = worker_processes.environment()
+    if variables:
+        kwargs["job_script_prologue"] = [*kwargs["job_script_prologue"], _export_line(variables)]
+    return kwargs
 
 
 def _export_line(variables: dict[str, str]) -> str:
