@@ -65,6 +65,11 @@ PROBE_WORKERS = """\
 import sys
 import daskdeploy
 
+def worker_start():
+    import os, psutil
+    me = psutil.Process()  # forked: the nanny's own command line, not multiprocessing's
+    return me.cmdline() == me.parent().cmdline(), os.environ.get('OMP_NUM_THREADS')
+
 def show(label, **options):
     with daskdeploy.deploy('allocation', **options) as client:
         info = client.scheduler_info(n_workers=-1)['workers'].values()
@@ -73,6 +78,7 @@ def show(label, **options):
         if label == 'default':
             lifetimes = client.run(lambda dask_worker: dask_worker.lifetime).values()
             print('lifetimes', sorted(lifetimes))
+            print('started', sorted(set(map(str, client.run(worker_start).values()))))
         sys.stderr.flush()
 
 show('default')
@@ -110,6 +116,8 @@ def test_workers_take_processes_memory_and_lifetime_from_the_job(slurm, sandbox)
     )
     assert "capped threads [1, 1, 1]" in log, log
     assert "on allocation: 3 workers x 1 thread (" in log, log
+    # Every worker was forked by its nanny, with distributed's start-up variables set.
+    assert """started ["(True, '1')"]""" in log, log
     lifetimes = eval(log.split("lifetimes ", 1)[1].splitlines()[0])  # list of floats
     # 10-minute job: retire after 9 min +/- 15 s, leaving a minute's margin
     assert all(500 <= life <= 560 for life in lifetimes), lifetimes

@@ -25,6 +25,7 @@ from conftest import (
     wait_for,
 )
 from daskdeploy.backends.jobqueue.backend import default_log_root
+from worker_facts import assert_workers_forked
 
 require_module("dask_jobqueue", extra="sge")
 
@@ -44,6 +45,7 @@ def test_deploy_scale_up_and_down_leaves_no_job(sge):
         jobs = own_jobs(sge, deployment_id)
         assert len(jobs) == 2 and all(job["state"] == "r" for job in jobs), jobs
         assert client.submit(lambda x: x + 1, 41).result() == 42
+        assert_workers_forked(client)
         log_dir = default_log_root("sge") / deployment_id
         assert log_dir.is_dir()
         # Workers spill into the job's own directory (in $TMP: Grid Engine removes it when

@@ -24,6 +24,7 @@ from conftest import (
 )
 from daskdeploy.backends.jobqueue.backend import default_log_root
 from reference_answers import check_pi
+from worker_facts import assert_workers_forked
 
 require_module("dask_jobqueue", extra="slurm")
 
@@ -44,6 +45,7 @@ def test_deploy_scale_up_and_down_leaves_no_job(slurm):
         assert [job["state"] for job in jobs] == ["RUNNING", "RUNNING"]
         assert all(job["comment"] == f"daskdeploy:{deployment_id}" for job in jobs)
         assert client.submit(lambda x: x + 1, 41).result() == 42
+        assert_workers_forked(client)
         log_dir = default_log_root("slurm") / deployment_id
         assert log_dir.is_dir()
 

@@ -17,6 +17,7 @@ import yaml
 import daskdeploy
 from conftest import EXAMPLES, example_argv, report_figures, require_module
 from reference_answers import check_answer
+from worker_facts import assert_workers_forked
 
 require_module("asyncssh", extra="ssh")
 
@@ -64,6 +65,7 @@ def test_deploy_across_namespace_hosts_and_clean_close(ssh_hosts):
         assert {addr.split("//")[1].split(":")[0] for addr in workers} == set(ssh_hosts.hosts[1:])
         assert not client.scheduler.address.startswith("tcp://127.")
         assert client.submit(sum, [1, 2]).result() == 3
+        assert_workers_forked(client)
         remote_dir = f"/tmp/daskdeploy-{client.deployment.id}"  # the hosts' sessions use /tmp
         local_dirs = client.run(lambda dask_worker: dask_worker.local_directory)
         assert all(path.startswith(remote_dir) for path in local_dirs.values()), local_dirs

@@ -24,6 +24,7 @@ from typing import Any
 from distributed import SpecCluster
 from distributed.deploy.spec import ProcessInterface
 
+from ..shared import worker_processes
 from .hosts import HostConnections
 
 __all__ = ["HostsCluster", "RemoteScheduler", "RemoteWorkers"]
@@ -126,14 +127,18 @@ class _RemoteProcess(ProcessInterface):
         dask.config.set(self.file_config(self.hosts.directories[self.host]), config=config)
         return config
 
-    async def _launch(self, python_arguments: list[str]) -> None:
-        """Start ``python *python_arguments`` on the host with the inherited config."""
+    async def _launch(
+        self, python_arguments: list[str], environment: Mapping[str, str] | None = None
+    ) -> None:
+        """Start ``python *python_arguments`` on the host with the inherited config and
+        ``environment``."""
         import dask.config
 
         command = " ".join(
             [
                 "env",
                 f"DASK_INTERNAL_INHERIT_CONFIG={dask.config.serialize(self._config())}",
+                *(shlex.quote(f"{name}={value}") for name, value in (environment or {}).items()),
                 shlex.join([self.hosts.python, *python_arguments]),
             ]
         )
@@ -215,8 +220,14 @@ class RemoteWorkers(_RemoteProcess):
         """Start the workers' Python; it waits for the scheduler's address."""
         if self.proc is None:
             options = self._options()
+            environment = None
+            if self.worker_class == "distributed.Nanny":
+                # Each nanny forks its worker from its loaded Python (see worker_processes).
+                preload = list(options.get("preload_nanny") or [])
+                options["preload_nanny"] = [*preload, worker_processes.NANNY_PRELOAD]
+                environment = worker_processes.environment()
             spec = {i: {"cls": self.worker_class, "opts": options} for i in range(self.n_workers)}
-            await self._launch(["-c", _WAIT_FOR_SCHEDULER, "--spec", json.dumps(spec)])
+            await self._launch(["-c", _WAIT_FOR_SCHEDULER, "--spec", json.dumps(spec)], environment)
 
     async def start(self) -> None:
         await self.begin()
