@@ -234,3 +234,19 @@ def test_scale_beyond_the_machine_is_refused_and_the_workers_stay():
         assert _children() == before
         assert len(client.scheduler_info(n_workers=-1)["workers"]) == 1
         assert client.submit(sum, [1, 2, 3]).result() == 6
+
+
+def _profiling(dask_worker) -> tuple[bool, object]:
+    return "profile" in dask_worker.periodic_callbacks, dask.config.get(
+        "distributed.worker.profile.enabled"
+    )
+
+
+def test_workers_run_without_the_profiler_unless_the_user_configures_it(monkeypatch):
+    # 10 ms stack samples take the GIL from the task: examples/pi.py ran 1.3x a Pool's time
+    with daskdeploy.deploy("local", workers=1, quiet=True, dashboard=False) as client:
+        assert list(client.run(_profiling).values()) == [(False, False)]
+    assert dask.config.get("distributed.worker.profile.enabled") is True  # ours untouched
+    monkeypatch.setenv("DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED", "True")
+    with daskdeploy.deploy("local", workers=1, quiet=True, dashboard=False) as client:
+        assert list(client.run(_profiling).values()) == [(True, True)]
