@@ -42,7 +42,7 @@ if TYPE_CHECKING:
 
 #: Each example's options and their defaults (as its ``argparse`` parser declares them).
 DEFAULTS = {
-    "pi": {"--samples": 20_000_000, "--chunk": 1_000_000, "--seed": 0},
+    "pi": {"--samples": 200_000_000, "--chunk": 10_000_000, "--seed": 0},
     "calc_mean": {"--replicates": 500, "--n": 100_000, "--seed": 0},
     "wiki_bag": {"--data": None, "--regex": "Obama", "--language": "en"},
     "airline": {"--data": None, "--carrier": "UA", "--origin": "EWR"},
