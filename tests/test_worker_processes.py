@@ -148,7 +148,10 @@ def _forkservers(process: psutil.Process) -> list[psutil.Process]:
     ]
 
 
-def test_local_workers_are_forked_from_one_forkserver_that_close_stops():
+def test_local_workers_are_forked_from_one_forkserver_that_close_stops(tmp_path, monkeypatch):
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where multiprocessing's files go
     me = psutil.Process()
     assert not _forkservers(me)
     with daskdeploy.deploy("local", workers=2, quiet=True) as client:
@@ -166,6 +169,9 @@ def test_local_workers_are_forked_from_one_forkserver_that_close_stops():
         assert client.submit(sum, range(10), pure=False).result(timeout=30) == 45
     assert psutil.wait_procs([server], timeout=10)[0], "the forkserver outlived the deployment"
     assert not _forkservers(me)
+    # Not even the forkserver's socket directory is left (multiprocessing's own would stay
+    # until this process exits).
+    assert not list(tmp_path.iterdir())
 
 
 def test_overlapping_local_deployments_share_the_forkserver_until_the_last_closes():

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 from . import processes, records, registry
 from .records import ID_PATTERN, DeploymentRecord
 from .scratch import PREFIX as SCRATCH_PREFIX
-from .scratch import deployment_dirs, shared_cache_dir
+from .scratch import deployment_dirs, forkserver_dirs, shared_cache_dir
 
 if TYPE_CHECKING:
     from .backends.base import Backend, Leftover
@@ -494,6 +494,9 @@ def _remove_files(
         and Path(record.scratch_dir).name.startswith(scratch_prefix)
     ):
         candidates.append(Path(record.scratch_dir))
+    # The socket directory of the forkserver its (dead) owner started local workers from.
+    if record is not None and record.pid and not processes.is_running(record.pid):
+        candidates += forkserver_dirs(record.pid)
     for path in dict.fromkeys(candidates):
         try:
             _remove(path, report)

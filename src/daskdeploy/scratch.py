@@ -80,6 +80,29 @@ def deployment_dirs(deployment_id: str, base: str | os.PathLike[str] | None = No
     return found
 
 
+def forkserver_dir_prefix(pid: int) -> str:
+    """Name prefix of the directory holding the worker forkserver's socket of process ``pid``
+    (see ``backends.shared.worker_processes``)."""
+    return f"{PREFIX}fs-pid{pid}-"
+
+
+def forkserver_dirs(pid: int, base: str | os.PathLike[str] | None = None) -> list[Path]:
+    """This user's forkserver socket directories of process ``pid`` in ``base``.
+
+    The process removes its own when its last deployment closes; these are what a process
+    killed outright (``kill -9``, a kernel restart) left.
+    """
+    root = Path(base or tempfile.gettempdir())
+    prefix = forkserver_dir_prefix(pid)
+    found = []
+    with contextlib.suppress(OSError):
+        for entry in root.iterdir():
+            with contextlib.suppress(OSError):
+                if entry.name.startswith(prefix) and entry.lstat().st_uid == os.getuid():
+                    found.append(entry)
+    return found
+
+
 def remove_deployment_dirs(deployment_id: str) -> None:
     """Remove every directory :func:`deployment_dirs` finds; run when a deployment ends.
 

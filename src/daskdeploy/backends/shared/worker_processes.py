@@ -32,6 +32,7 @@ enforced, the spill directory is removed.
 from __future__ import annotations
 
 import contextlib
+import os
 import shlex
 from collections.abc import Iterator
 
@@ -115,8 +116,13 @@ def shared_forkserver() -> Iterator[None]:
 
     import dask.config
 
-    global _open_local_deployments, _start_method_before
+    global _open_local_deployments, _start_method_before, _socket_directory
     if _open_local_deployments == 0:
+        try:
+            _socket_directory = _own_multiprocessing_directory()
+        except _NoRoomForSocket:  # workers are spawned, as plain Dask does
+            yield
+            return
         multiprocessing.get_context("forkserver").set_forkserver_preload(["distributed"])
         _mark_forkserver_preload_set()
         _start_method_before = dask.config.get(_START_METHOD_KEY, default="spawn")
@@ -129,10 +135,66 @@ def shared_forkserver() -> Iterator[None]:
         if _open_local_deployments == 0:
             dask.config.set({_START_METHOD_KEY: _start_method_before})
             _stop_forkserver()
+            _remove_multiprocessing_directory(_socket_directory)
+            _socket_directory = None
 
 
 _open_local_deployments = 0
 _start_method_before = "spawn"
+_socket_directory: str | None = None
+
+
+class _NoRoomForSocket(Exception):
+    """No directory short enough for the forkserver's socket (108 bytes at most)."""
+
+
+#: Our directory's name: ``daskdeploy-fs-pid<pid>-`` and 8 characters (at most).
+_OUR_DIRECTORY_LENGTH = len("/daskdeploy-fs-pid4194304-12345678")
+#: Longest parent of our directory: the socket's name (``/listener-`` and 8 characters)
+#: must fit in AF_UNIX's 108 bytes.
+_SOCKET_DIRECTORY_MAX = 107 - len("/listener-12345678") - _OUR_DIRECTORY_LENGTH
+
+
+def _own_multiprocessing_directory() -> str | None:
+    """Give multiprocessing a directory of ours for the forkserver's socket.
+
+    multiprocessing would make a ``pymp-*`` directory for it, removed only when this
+    process exits: in a notebook or a long script, after the deployment closed (if this
+    process is killed, the reaper removes ours: ``scratch.forkserver_dirs``). It is made
+    in the temporary directory, or in ``/tmp`` when that path is too long for a socket
+    (batch systems' ``$TMPDIR`` can be). None when multiprocessing already has one
+    (something else in this process made it; it is kept); :class:`_NoRoomForSocket` when
+    no short enough place exists.
+    """
+    import tempfile
+    from multiprocessing import process
+
+    from ...scratch import forkserver_dir_prefix
+
+    config = getattr(process.current_process(), "_config", None)
+    if config is not None and config.get("tempdir") is not None:
+        if len(config["tempdir"]) > _SOCKET_DIRECTORY_MAX + _OUR_DIRECTORY_LENGTH:
+            raise _NoRoomForSocket(config["tempdir"])
+        return None
+    for parent in (tempfile.gettempdir(), "/tmp"):
+        if len(parent) <= _SOCKET_DIRECTORY_MAX and os.access(parent, os.W_OK):
+            directory = tempfile.mkdtemp(prefix=forkserver_dir_prefix(os.getpid()), dir=parent)
+            if config is not None:
+                config["tempdir"] = directory
+            return directory
+    raise _NoRoomForSocket(tempfile.gettempdir())
+
+
+def _remove_multiprocessing_directory(directory: str | None) -> None:
+    import shutil
+    from multiprocessing import process
+
+    if directory is None:
+        return
+    shutil.rmtree(directory, ignore_errors=True)
+    config = getattr(process.current_process(), "_config", None)
+    if config is not None and config.get("tempdir") == directory:
+        config["tempdir"] = None
 
 
 def _mark_forkserver_preload_set() -> None:
