@@ -113,8 +113,14 @@ def _load(name: str) -> Backend:
     if name not in BUILTIN_BACKENDS:
         from .config import defaults_beside, register_backend_defaults
 
-        defaults = backend.defaults if backend.defaults is not None else defaults_beside(target)
-        register_backend_defaults(name, defaults)
+        # A plugin that extends a backend starts from that backend's packaged defaults, so
+        # an option the backend gains later has a value in the plugin too.
+        inherited: dict = {}
+        for base in reversed(type(backend).__mro__[1:]):
+            if issubclass(base, Backend) and base is not Backend:
+                inherited.update(defaults_beside(f"{base.__module__}:{base.__qualname__}"))
+        own = backend.defaults if backend.defaults is not None else defaults_beside(target)
+        register_backend_defaults(name, {**inherited, **own})
     return backend
 
 
