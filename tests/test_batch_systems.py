@@ -169,7 +169,9 @@ def test_htcondor_skips_generated_lines_by_text() -> None:
 def test_htcondor_workers_spill_to_the_job_scratch_directory() -> None:
     script = job_script("htcondor", job_script_prologue=["module load python"])
     assert '--local-directory ""$_CONDOR_SCRATCH_DIR""' in script
-    assert "-c 'module load python; /opt/env/bin/python" in script
+    # The user's prologue, then distributed's start-up variables, then the worker.
+    assert "-c 'module load python; export MALLOC_TRIM_THRESHOLD_=65536 " in script
+    assert "OPENBLAS_NUM_THREADS=1; /opt/env/bin/python" in script
     assert "mktemp" not in script
 
 
