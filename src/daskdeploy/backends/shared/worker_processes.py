@@ -22,8 +22,8 @@ imported it all:
 * **Nannies in a process that runs other things too**: the user's own process (the
   ``local`` backend), or a rank of an in-place run that serves several workers (after
   ``MPI_Init``, where a fork is unsafe). Forking that process would copy the user's data,
-  threads and client. One forkserver, loaded with distributed only, forks every worker of
-  the process instead (:func:`shared_forkserver`).
+  threads and client. One forkserver, loaded with distributed and dask.array, forks
+  every worker of the process instead (:func:`shared_forkserver`).
 
 Nothing here changes what the nanny gives: a dead worker is restarted, the memory limit is
 enforced, the spill directory is removed.
@@ -105,10 +105,11 @@ def environment_command() -> list[str]:
 def shared_forkserver() -> Iterator[None]:
     """While open, nannies of this process start workers from one preloaded forkserver.
 
-    The forkserver is started with the first worker and imports distributed once; every
-    worker (and every restart) is then a fork of it. distributed would preload it with
-    every optional package it knows (pandas, ...), imported in this process first; only
-    distributed is loaded here, and the workers import what their tasks use. Deployments
+    The forkserver is started with the first worker and imports distributed (and
+    dask.array) once; every worker (and every restart) is then a fork of it. distributed
+    would preload it with every optional package it knows (pandas, ...), imported in this
+    process first; only these are loaded here, and the workers import what else their
+    tasks use. Deployments
     may overlap: the start method is set when the first opens, and restored, with the
     forkserver stopped, when the last closes, so nothing is left running.
     """
@@ -123,7 +124,7 @@ def shared_forkserver() -> Iterator[None]:
         except _NoRoomForSocket:  # workers are spawned, as plain Dask does
             yield
             return
-        multiprocessing.get_context("forkserver").set_forkserver_preload(["distributed"])
+        multiprocessing.get_context("forkserver").set_forkserver_preload(_FORKSERVER_PRELOAD)
         _mark_forkserver_preload_set()
         _start_method_before = dask.config.get(_START_METHOD_KEY, default="spawn")
         dask.config.set({_START_METHOD_KEY: "forkserver"})
@@ -138,6 +139,11 @@ def shared_forkserver() -> Iterator[None]:
             _remove_multiprocessing_directory(_socket_directory)
             _socket_directory = None
 
+
+#: What the forkserver imports once for all its workers: distributed, and dask.array
+#: (0.2 CPU-s per worker otherwise, at its first array task). A module that cannot be
+#: imported is skipped by the forkserver.
+_FORKSERVER_PRELOAD = ["distributed", "dask.array"]
 
 _open_local_deployments = 0
 _start_method_before = "spawn"
