@@ -90,16 +90,19 @@ def forkserver_dirs(pid: int, base: str | os.PathLike[str] | None = None) -> lis
     """This user's forkserver socket directories of process ``pid`` in ``base``.
 
     The process removes its own when its last deployment closes; these are what a process
-    killed outright (``kill -9``, a kernel restart) left.
+    killed outright (``kill -9``, a kernel restart) left. Without ``base``: in the
+    temporary directory and in ``/tmp``, where it goes when the temporary directory's path
+    is too long for a socket.
     """
-    root = Path(base or tempfile.gettempdir())
+    roots = [Path(base)] if base else [Path(tempfile.gettempdir()), Path("/tmp")]
     prefix = forkserver_dir_prefix(pid)
     found = []
-    with contextlib.suppress(OSError):
-        for entry in root.iterdir():
-            with contextlib.suppress(OSError):
-                if entry.name.startswith(prefix) and entry.lstat().st_uid == os.getuid():
-                    found.append(entry)
+    for root in dict.fromkeys(roots):
+        with contextlib.suppress(OSError):
+            for entry in root.iterdir():
+                with contextlib.suppress(OSError):
+                    if entry.name.startswith(prefix) and entry.lstat().st_uid == os.getuid():
+                        found.append(entry)
     return found
 
 
