@@ -65,6 +65,7 @@ from ..base import (
     dashboard_link,
 )
 from ..shared import worker_processes
+from ..shared.nannies import stop_workers_through_nannies
 from .jobscript import WORKER_DIR_VARIABLE, lifetime_args, parse_walltime, worker_scratch_lines
 from .leftovers import BatchJobLeftovers
 from .system import BatchSystem, JobSettings, SubmitLimits, strip_prefix
@@ -445,6 +446,9 @@ class JobQueueBackend(BatchJobLeftovers, Backend):
             scalable=True,
             dashboard_link=dashboard_link(cluster) if options["dashboard"] else None,
             stop=stop,
+            # Nannies told to stop end their jobs by themselves, at once; a job cancelled
+            # first waits for its processes to take SIGTERM.
+            stop_workers=lambda: stop_workers_through_nannies(cluster),
             check=watcher.check,
             diagnose=watcher.diagnose,
             record={"log_directory": str(log_dir.path), "remove_logs": log_dir.owned},

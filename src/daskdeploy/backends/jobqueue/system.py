@@ -478,7 +478,7 @@ class BatchSystem:
             left = [job for job in self.list_jobs(name) if job.state not in self.gone_states]
             if not left or time.monotonic() > deadline:
                 return left
-            time.sleep(0.2)
+            time.sleep(0.05)
 
     def job_alive(self, job_id: str) -> bool:
         """Whether the job is still queued or running (not ended, not ending).
