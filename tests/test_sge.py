@@ -42,8 +42,13 @@ def test_deploy_scale_up_and_down_leaves_no_job(sge):
     with daskdeploy.deploy("sge", workers=2, quiet=True) as client:
         deployment_id = client.deployment.id
         assert worker_count(client) == 2
-        jobs = own_jobs(sge, deployment_id)
-        assert len(jobs) == 2 and all(job["state"] == "r" for job in jobs), jobs
+
+        # Workers now connect before qstat's state changes from "t" (transferring) to "r".
+        def both_running() -> bool:
+            jobs = own_jobs(sge, deployment_id)
+            return len(jobs) == 2 and all(job["state"] == "r" for job in jobs)
+
+        wait_for(both_running, 30, "both worker jobs running in qstat")
         assert client.submit(lambda x: x + 1, 41).result() == 42
         assert_workers_forked(client)
         log_dir = default_log_root("sge") / deployment_id
