@@ -389,19 +389,27 @@ def _worker_cpu(address: str) -> dict[str, Any]:
     """CPU seconds (user + system) of each worker job's process tree, by scheduler address.
 
     A tree is a ``python -m distributed.cli.dask_worker <address> ...`` process (the nanny)
-    and all its descendants (the worker it spawned); children that already exited count
-    through ``children_user``/``children_system``.
+    and all its descendants (the worker it spawned or forked: a forked one has the same
+    command line and is counted in its nanny's tree only); children that already exited
+    count through ``children_user``/``children_system``.
     """
     try:
         import psutil
     except ImportError:
         return {"per_worker": [], "processes": 0, "note": "psutil missing"}
+
+    def is_nanny(cmdline: list[str]) -> bool:
+        return address in cmdline and any(WORKER_MODULE in arg for arg in cmdline)
+
     trees = []
     processes = 0
     for proc in psutil.process_iter(["cmdline"]):
-        cmdline = proc.info["cmdline"] or []
-        if address not in cmdline or not any(WORKER_MODULE in arg for arg in cmdline):
+        if not is_nanny(proc.info["cmdline"] or []):
             continue
+        with contextlib.suppress(psutil.Error):
+            parent = proc.parent()
+            if parent is not None and is_nanny(parent.cmdline()):
+                continue  # a worker forked by its nanny has the nanny's command line
         with contextlib.suppress(psutil.Error):
             used = 0.0
             for member in [proc, *proc.children(recursive=True)]:
