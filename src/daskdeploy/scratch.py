@@ -69,8 +69,11 @@ def deployment_dirs(deployment_id: str, base: str | os.PathLike[str] | None = No
     That is the deployment's own scratch directory (``daskdeploy-<id>-pid<pid>-...``) and the
     spill directories its workers made on this host (``daskdeploy-<id>-XXXXXX``).
     """
-    root = Path(base or tempfile.gettempdir())
-    prefix = f"{PREFIX}{deployment_id}-"
+    return _owned_entries(Path(base or tempfile.gettempdir()), f"{PREFIX}{deployment_id}-")
+
+
+def _owned_entries(root: Path, prefix: str) -> list[Path]:
+    """This user's entries of ``root`` whose names start with ``prefix``."""
     found = []
     with contextlib.suppress(OSError):
         for entry in root.iterdir():
@@ -96,14 +99,7 @@ def forkserver_dirs(pid: int, base: str | os.PathLike[str] | None = None) -> lis
     """
     roots = [Path(base)] if base else [Path(tempfile.gettempdir()), Path("/tmp")]
     prefix = forkserver_dir_prefix(pid)
-    found = []
-    for root in dict.fromkeys(roots):
-        with contextlib.suppress(OSError):
-            for entry in root.iterdir():
-                with contextlib.suppress(OSError):
-                    if entry.name.startswith(prefix) and entry.lstat().st_uid == os.getuid():
-                        found.append(entry)
-    return found
+    return [entry for root in dict.fromkeys(roots) for entry in _owned_entries(root, prefix)]
 
 
 def remove_deployment_dirs(deployment_id: str) -> None:
