@@ -8,6 +8,7 @@ the examples' data and expected answers.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import re
@@ -17,6 +18,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import dask.config
 import pytest
@@ -91,10 +93,18 @@ def slurm_cluster() -> Iterator[object]:
     run at once. SLURM_CONF is exported for the session, so deploy("slurm") and every
     subprocess finds it.
     """
+    with running_slurm(nodes=3, cpus_per_node=8, memory_mb=32000) as cluster:
+        yield cluster
+
+
+@contextlib.contextmanager
+def running_slurm(**settings: Any) -> Iterator[Any]:
+    """A started ``LocalSlurm(**settings)`` with ``SLURM_CONF`` pointing at it meanwhile;
+    stopped, and ``SLURM_CONF`` restored, however the block ends."""
     from daskdeploy.testing.slurm import LocalSlurm, unavailable_reason
 
     require(unavailable_reason(), "a local SLURM cluster")
-    cluster = LocalSlurm(nodes=3, cpus_per_node=8, memory_mb=32000).start()
+    cluster = LocalSlurm(**settings).start()
     saved = os.environ.get("SLURM_CONF")
     os.environ.update(cluster.env)
     try:

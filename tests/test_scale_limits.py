@@ -8,14 +8,13 @@ and more jobs than ``MaxJobCount`` are refused naming it. On the session's SGE c
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterator
 
 import pytest
 
 import daskdeploy
-from conftest import REPO, require, require_module
+from conftest import REPO, require_module, running_slurm
 from reference_answers import check_pi
 
 require_module("dask_jobqueue", extra="slurm")
@@ -26,22 +25,10 @@ ARRAY_LIMIT = 4
 @pytest.fixture(scope="module")
 def small_arrays() -> Iterator[object]:
     """A real SLURM cluster whose MaxArraySize is 4; SLURM_CONF points at it meanwhile."""
-    from daskdeploy.testing.slurm import LocalSlurm, unavailable_reason
-
-    require(unavailable_reason(), "a local SLURM cluster")
-    cluster = LocalSlurm(
+    with running_slurm(
         nodes=2, cpus_per_node=8, memory_mb=16000, settings={"MaxArraySize": ARRAY_LIMIT}
-    ).start()
-    saved = os.environ.get("SLURM_CONF")
-    os.environ.update(cluster.env)
-    try:
+    ) as cluster:
         yield cluster
-    finally:
-        if saved is None:
-            os.environ.pop("SLURM_CONF", None)
-        else:
-            os.environ["SLURM_CONF"] = saved
-        cluster.stop()
 
 
 def test_workers_beyond_max_array_size_go_as_several_arrays(small_arrays):
